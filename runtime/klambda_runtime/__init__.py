@@ -1,0 +1,1 @@
+"""klambda execution environments: the agent, the Lambda Runtime API, the built-in Python runtime."""
