@@ -1,0 +1,1 @@
+"""Shared pytest configuration for every test package (each subpackage has its own fixtures)."""
