@@ -1,0 +1,163 @@
+"""The Lambda Invoke API on aiohttp: ``POST /2015-03-31/functions/{name}/invocations``.
+
+Reference §1: RequestResponse / Event / DryRun, ``Qualifier`` or ``name:qualifier``,
+ARNs, Tail logs, executed version, function errors, and service errors with
+``X-Amzn-ErrorType`` so botocore raises the modelled exceptions.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from klambda_gateway.arn import parse_function_name
+from klambda_gateway.async_store import AsyncEvent
+from klambda_gateway.async_worker import AsyncWorker
+from klambda_gateway.datapath import DataPath
+from klambda_gateway.dispatch import SYNC
+from klambda_gateway.errors import (
+    InvalidParameterValue,
+    InvalidRequestContent,
+    InvokeError,
+    RequestTooLarge,
+    ServiceError,
+)
+from klambda_gateway.settings import SYNC_PAYLOAD_LIMIT
+
+INVOKE_PATH = "/2015-03-31/functions/{name}/invocations"
+COLD_START_HEADER = "X-Klambda-Cold-Start"
+LOG_TAIL_BYTES = 4096
+CLIENT_CONTEXT_LIMIT = 3583
+_DRAIN_LIMIT = 64 * 1024 * 1024  # we read (and drop) at most this much of an oversized body
+
+DATAPATH: web.AppKey[DataPath] = web.AppKey("datapath", DataPath)
+WORKER: web.AppKey[AsyncWorker] = web.AppKey("async_worker", AsyncWorker)
+
+
+def decode_client_context(header: str) -> str:
+    """Pure: the X-Amz-Client-Context header (base64 JSON) -> JSON text for the runtime."""
+    if not header:
+        return ""
+    if len(header) > CLIENT_CONTEXT_LIMIT:
+        raise InvalidRequestContent(
+            f"X-Amz-Client-Context is {len(header)} bytes; the limit is "
+            f"{CLIENT_CONTEXT_LIMIT} bytes of base64: send a smaller client context")
+    try:
+        text = base64.b64decode(header, validate=True).decode()
+        json.loads(text)
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidRequestContent(
+            "Client context must be a valid Base64-encoded JSON object: "
+            f"{exc.__class__.__name__}") from exc
+    return text
+
+
+def check_json(body: bytes) -> None:
+    """Pure: Lambda accepts only JSON payloads (an empty body means no payload)."""
+    if not body:
+        return
+    try:
+        json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequestContent(
+            f"Could not parse request body into json: {exc}. Send a JSON document "
+            "(e.g. '{}') as the payload") from exc
+
+
+def invocation_type(header: str | None) -> str:
+    value = header or "RequestResponse"
+    if value not in ("RequestResponse", "Event", "DryRun"):
+        raise InvalidParameterValue(
+            f"X-Amz-Invocation-Type {value!r} is invalid: use RequestResponse, Event or DryRun")
+    return value
+
+
+def log_type(header: str | None) -> str:
+    value = header or "None"
+    if value not in ("None", "Tail"):
+        raise InvalidParameterValue(f"X-Amz-Log-Type {value!r} is invalid: use None or Tail")
+    return value
+
+
+async def read_body(request: web.Request, *, limit: int, kind: str) -> bytes:
+    """Read the body; oversized ones are drained (so the client sees our 413) and refused."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(256 * 1024):
+        size += len(chunk)
+        if size <= limit:
+            chunks.append(chunk)
+        elif size > _DRAIN_LIMIT:
+            break
+    if size > limit:
+        if kind == "Event":
+            msg = (f"{size} byte payload is too large for the Event invocation type "
+                   f"(limit {limit} bytes)")
+        else:
+            msg = (f"Request must be smaller than {limit} bytes for the InvokeFunction "
+                   "operation")
+        raise RequestTooLarge(msg)
+    return b"".join(chunks)
+
+
+def error_response(exc: InvokeError, request_id: str) -> web.Response:
+    built = exc.response(request_id)
+    return web.Response(status=built.status, body=built.body, headers=built.headers)
+
+
+async def handle_invoke(request: web.Request) -> web.StreamResponse:
+    request_id = str(uuid.uuid4())
+    try:
+        return await _invoke(request, request_id)
+    except InvokeError as exc:
+        return error_response(exc, request_id)
+    except Exception as exc:  # a bug: still a Lambda-shaped 500, never a bare traceback
+        request.app.logger.exception("invoke failed")
+        return error_response(ServiceError(f"Internal error in the gateway: {exc}"), request_id)
+
+
+async def _invoke(request: web.Request, request_id: str) -> web.StreamResponse:
+    dp = request.app[DATAPATH]
+    s = dp.settings
+    kind = invocation_type(request.headers.get("X-Amz-Invocation-Type"))
+    tail = log_type(request.headers.get("X-Amz-Log-Type")) == "Tail"
+    ref = parse_function_name(request.match_info["name"], request.query.get("Qualifier"),
+                              account_id=s.account_id)
+    limit = s.async_payload_limit if kind == "Event" else SYNC_PAYLOAD_LIMIT
+    body = await read_body(request, limit=limit, kind=kind)
+    check_json(body)
+    client_context = decode_client_context(request.headers.get("X-Amz-Client-Context", ""))
+    target = dp.resolve(ref)
+    if kind == "DryRun":
+        return web.Response(status=204, headers={"x-amzn-RequestId": request_id})
+    if kind == "Event":
+        await request.app[WORKER].enqueue(AsyncEvent(
+            event_id=request_id, namespace=ref.namespace, function=ref.name,
+            qualifier=ref.qualifier or "", payload=body or b"{}", created_at=time.time()))
+        return web.Response(status=202, headers={"x-amzn-RequestId": request_id})
+    outcome = await dp.invoke(target, body or b"{}", request_id=request_id, kind=SYNC,
+                              client_context=client_context)
+    result = outcome.result
+    headers: dict[str, Any] = {
+        "Content-Type": "application/json",
+        "x-amzn-RequestId": request_id,
+        "X-Amz-Executed-Version": target.version.version,
+    }
+    if result.function_error:
+        headers["X-Amz-Function-Error"] = result.function_error
+    if tail:
+        headers["X-Amz-Log-Result"] = base64.b64encode(
+            result.log_tail[-LOG_TAIL_BYTES:]).decode()
+    if outcome.cold is not None:
+        headers[COLD_START_HEADER] = outcome.cold.header()
+    return web.Response(status=200, body=result.payload, headers=headers)
+
+
+def invoke_routes() -> list[web.RouteDef]:
+    return [web.post(INVOKE_PATH, handle_invoke)]
