@@ -1,0 +1,116 @@
+"""Pod environment and volumes on the test node agent: a ConfigMap volume and a ConfigMap key
+in env, Secret and fieldRef env (name, namespace, podIP, label), a downwardAPI volume,
+workingDir, and the projected ServiceAccount token (with kube-root-ca.crt) mounted at the
+standard path; the process uses that token against the API server and is authenticated as the
+pod's ServiceAccount."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .harness import TestCluster
+
+pytestmark = pytest.mark.cluster
+
+PROBE_SCRIPT = r"""
+import json, os, ssl, urllib.request, urllib.error
+sa = "/var/run/secrets/kubernetes.io/serviceaccount"
+token = open(f"{sa}/token").read()
+ctx = ssl.create_default_context(cafile=f"{sa}/ca.crt")
+host, port = os.environ["KUBERNETES_SERVICE_HOST"], os.environ["KUBERNETES_SERVICE_PORT"]
+ns = open(f"{sa}/namespace").read()
+req = urllib.request.Request(
+    f"https://{host}:{port}/apis/authentication.k8s.io/v1/selfsubjectreviews",
+    data=b'{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}',
+    headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    method="POST")
+user = json.load(urllib.request.urlopen(req, context=ctx))["status"]["userInfo"]
+report = {
+    "greeting_file": open("/etc/klambda-config/greeting").read(),
+    "renamed_file": open("/etc/klambda-config/sub/renamed.txt").read(),
+    "labels_file": open("/etc/podinfo/labels").read(),
+    "env": {k: os.environ.get(k) for k in ("POD_NAME", "POD_NAMESPACE", "POD_IP", "APP_LABEL",
+                                          "GREETING", "PASSWORD", "COMBINED")},
+    "cwd": os.getcwd(), "sa_namespace": ns, "username": user["username"],
+}
+print("REPORT " + json.dumps(report), flush=True)
+import time; time.sleep(3600)
+"""
+
+
+def test_configmap_volume_env_and_projected_token(k8s_cluster: TestCluster,
+                                                  namespace: str) -> None:
+    api = k8s_cluster.api
+    api.create(f"/api/v1/namespaces/{namespace}/configmaps", {
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"},
+        "data": {"greeting": "hello from a configmap", "other": "second key"},
+    })
+    api.create(f"/api/v1/namespaces/{namespace}/secrets", {
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"},
+        "stringData": {"password": "s3cret"},
+    })
+    k8s_cluster.ensure_service_account(namespace, "worker")
+    workdir = f"/tmp/klambda-test-workdir-{namespace}"
+    pod = {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "inspect", "labels": {"app": "inspect"}},
+        "spec": {
+            "serviceAccountName": "worker",
+            "terminationGracePeriodSeconds": 2,
+            "volumes": [
+                {"name": "config", "configMap": {"name": "settings"}},
+                {"name": "config-items", "configMap": {
+                    "name": "settings", "items": [{"key": "other", "path": "renamed.txt"}]}},
+                {"name": "podinfo", "downwardAPI": {"items": [
+                    {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}},
+            ],
+            "containers": [{
+                "name": "main", "image": "python:3.11-slim", "workingDir": workdir,
+                "command": ["python", "-c", PROBE_SCRIPT],
+                "env": [
+                    {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                    {"name": "POD_NAMESPACE",
+                     "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                    {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                    {"name": "APP_LABEL",
+                     "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
+                    {"name": "GREETING", "valueFrom": {
+                        "configMapKeyRef": {"name": "settings", "key": "greeting"}}},
+                    {"name": "PASSWORD", "valueFrom": {
+                        "secretKeyRef": {"name": "creds", "key": "password"}}},
+                    {"name": "COMBINED", "value": "$(POD_NAME)@$(POD_NAMESPACE)"},
+                ],
+                "volumeMounts": [
+                    {"name": "config", "mountPath": "/etc/klambda-config", "readOnly": True},
+                    {"name": "config-items", "mountPath": "/etc/klambda-config/sub"},
+                    {"name": "podinfo", "mountPath": "/etc/podinfo"},
+                ],
+            }],
+        },
+    }
+    api.create(f"/api/v1/namespaces/{namespace}/pods", pod)
+
+    def report() -> dict | None:
+        for line in k8s_cluster.pod_log(namespace, "inspect", "main").splitlines():
+            if line.startswith("REPORT "):
+                return json.loads(line[len("REPORT "):])
+        return None
+
+    r = k8s_cluster.wait_for(report, timeout=60, what="the inspect pod's REPORT line")
+    live = api.get(f"/api/v1/namespaces/{namespace}/pods/inspect")
+    assert r["greeting_file"] == "hello from a configmap"
+    assert r["renamed_file"] == "second key"
+    assert 'app="inspect"' in r["labels_file"]
+    assert r["env"] == {
+        "POD_NAME": "inspect", "POD_NAMESPACE": namespace, "POD_IP": live["status"]["podIP"],
+        "APP_LABEL": "inspect", "GREETING": "hello from a configmap", "PASSWORD": "s3cret",
+        "COMBINED": f"inspect@{namespace}",
+    }
+    assert r["cwd"] == workdir
+    assert r["sa_namespace"] == namespace
+    assert r["username"] == f"system:serviceaccount:{namespace}:worker"
+    # The projected volume was injected by the real ServiceAccount admission plugin.
+    vols = [v["name"] for v in live["spec"]["volumes"]]
+    assert any(v.startswith("kube-api-access-") for v in vols)
