@@ -44,7 +44,8 @@ def files_from_source(source: Mapping[str, Any], *, field: str) -> dict[str, tup
         out: dict[str, tuple[bytes, int]] = {}
         for path, text in inline.items():
             clean = _clean_path(str(path), field=f"{field}.inline")
-            mode = 0o555 if clean.rsplit("/", 1)[-1] in _EXECUTABLE_NAMES else 0o444
+            executable = clean.rsplit("/", 1)[-1] in _EXECUTABLE_NAMES or str(text).startswith("#!")
+            mode = 0o555 if executable else 0o444
             out[clean] = (str(text).encode(), mode)
         return out
     if "zipFile" in source:

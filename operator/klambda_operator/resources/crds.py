@@ -94,20 +94,36 @@ def _code_schema(*, field: str, sources: tuple[str, ...], description: str) -> S
             "A zip archive, base64-encoded (small archives only: it is stored in a ConfigMap).",
             maxLength=1_400_000,
         ),
-        "url": _s(
-            "string",
-            "An http(s) URL of a zip archive, fetched by an init container of each "
-            "environment and checked against sha256.",
-            maxLength=2048,
-        ),
-        "sha256": _s(
-            "string",
-            "Hex SHA-256 of the archive at url (required with url).",
-            pattern="^[0-9a-fA-F]{64}$",
+        "url": _obj(
+            "A zip archive at a URL, fetched by an init step of each environment and checked "
+            "against its SHA-256.",
+            {
+                "location": _s(
+                    "string",
+                    "http(s):// URL of a .zip archive.",
+                    maxLength=2048,
+                    pattern="^(https?|file)://.+$",
+                ),
+                "sha256": _s(
+                    "string",
+                    "Hex SHA-256 of the archive (sha256sum code.zip); a mismatch fails the "
+                    "deployment.",
+                    pattern="^[0-9a-f]{64}$",
+                ),
+            },
+            required=["location", "sha256"],
         ),
         "configMapRef": _obj(
             "An existing ConfigMap in the same namespace whose keys are file names.",
-            {"name": _s("string", "Name of the ConfigMap.", maxLength=253)},
+            {
+                "name": _s("string", "Name of the ConfigMap.", maxLength=253),
+                "key": _s(
+                    "string",
+                    "If set, this key (binaryData) holds a zip archive; otherwise every key "
+                    "is one file.",
+                    maxLength=253,
+                ),
+            },
             required=["name"],
         ),
     }
@@ -124,16 +140,6 @@ def _code_schema(*, field: str, sources: tuple[str, ...], description: str) -> S
         **{
             "x-kubernetes-validations": [
                 _exactly_one(sources, field=field),
-                _rule(
-                    "!has(self.url) || has(self.sha256)",
-                    f"{field}.sha256 is required with {field}.url: "
-                    "set it to the hex SHA-256 of the archive (sha256sum code.zip)",
-                ),
-                _rule(
-                    "!has(self.url) || self.url.startsWith('http://') || "
-                    "self.url.startsWith('https://')",
-                    f"{field}.url must start with http:// or https://",
-                ),
             ]
         },
     )

@@ -1,0 +1,166 @@
+"""Kopf handlers: thin adapters from events to the reconcilers in :mod:`reconcile`.
+
+Every handler runs the same idempotent reconcile (create, update, resume and a periodic
+timer share one path), writes the status with a ``Ready`` condition whose message says what
+to do, and retries failures after ``retry_seconds``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+
+from klambda_operator import reconcile
+from klambda_operator.errors import InvalidCode, KubeError, OperatorError
+from klambda_operator.kube import Kube
+from klambda_operator.resources.crds import GROUP, VERSION
+from klambda_operator.resources.meta import LABEL_FUNCTION, LABEL_MANAGED_BY, MANAGER
+from klambda_operator.resources.status import failed_status, ready_condition
+from klambda_operator.settings import OperatorSettings
+
+log = logging.getLogger("klambda_operator")
+
+READY_MESSAGES = {
+    "Function": "code and Deployments are in place; invoke it through the gateway",
+    "Layer": "layer version published; reference it from spec.layers of a Function",
+    "Alias": "alias resolved; invoke it as function:alias",
+}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    settings.persistence.finalizer = "klambda.io/kopf-finalizer"
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    if "settings" not in memo:
+        memo["settings"] = OperatorSettings.from_env()
+    memo["kube"] = await Kube.connect()
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    kube = memo.get("kube")
+    if kube is not None:
+        await kube.close()
+
+
+Reconciler = Callable[[Kube, Mapping[str, Any], OperatorSettings], Awaitable[dict[str, Any]]]
+
+
+async def _run(
+    kind: str,
+    reconciler: Reconciler,
+    *,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    patch: kopf.Patch,
+) -> None:
+    kube: Kube = memo["kube"]
+    settings: OperatorSettings = memo["settings"]
+    generation = int(body.metadata.get("generation") or 0)
+    previous = list((body.get("status") or {}).get("conditions") or [])
+    try:
+        status = await reconciler(kube, body, settings)
+    except OperatorError as exc:
+        status = failed_status(
+            previous, reason=exc.reason, message=exc.message, generation=generation, now=_now()
+        )
+        await kube.patch_status(
+            str(body["apiVersion"]),
+            kind,
+            body.metadata.namespace or "",
+            body.metadata.name,
+            status,
+        )
+        log.warning("%s %s/%s: %s", kind, body.metadata.namespace, body.metadata.name, exc)
+        if isinstance(exc, InvalidCode):
+            raise kopf.PermanentError(exc.message) from exc
+        if isinstance(exc, KubeError) and exc.status == 409:
+            raise kopf.TemporaryError(exc.message, delay=1) from exc
+        raise kopf.TemporaryError(exc.message, delay=settings.retry_seconds) from exc
+    status["observedGeneration"] = generation
+    status["conditions"] = ready_condition(
+        previous,
+        ready=True,
+        reason="Reconciled",
+        message=READY_MESSAGES[kind],
+        generation=generation,
+        now=_now(),
+    )
+    for key, value in status.items():
+        patch.status[key] = value
+
+
+async def _function(kube: Kube, body: Mapping[str, Any], s: OperatorSettings) -> dict[str, Any]:
+    return await reconcile.reconcile_function(
+        kube, body, settings=s.deployment, verify_urls=s.verify_urls
+    )
+
+
+async def _layer(kube: Kube, body: Mapping[str, Any], s: OperatorSettings) -> dict[str, Any]:
+    return await reconcile.reconcile_layer(kube, body, verify_urls=s.verify_urls)
+
+
+async def _alias(kube: Kube, body: Mapping[str, Any], s: OperatorSettings) -> dict[str, Any]:
+    return await reconcile.reconcile_alias(kube, body)
+
+
+_KINDS: dict[str, tuple[str, Reconciler]] = {
+    "functions": ("Function", _function),
+    "layers": ("Layer", _layer),
+    "aliases": ("Alias", _alias),
+}
+
+
+def _register(plural: str) -> None:
+    kind, reconciler = _KINDS[plural]
+
+    async def handler(body: kopf.Body, memo: kopf.Memo, patch: kopf.Patch, **_: Any) -> None:
+        await _run(kind, reconciler, body=body, memo=memo, patch=patch)
+
+    handler.__name__ = f"reconcile_{plural}"
+    kopf.on.resume(GROUP, VERSION, plural, id="reconcile")(handler)
+    kopf.on.create(GROUP, VERSION, plural, id="reconcile")(handler)
+    kopf.on.update(GROUP, VERSION, plural, id="reconcile", field="spec")(handler)
+
+    async def resync(body: kopf.Body, memo: kopf.Memo, patch: kopf.Patch, **_: Any) -> None:
+        if body.metadata.get("deletionTimestamp"):
+            return
+        await _run(kind, reconciler, body=body, memo=memo, patch=patch)
+
+    resync.__name__ = f"resync_{plural}"
+    kopf.timer(GROUP, VERSION, plural, id="resync", interval=30.0, idle=10.0)(resync)
+
+
+for _plural in _KINDS:
+    _register(_plural)
+
+
+@kopf.on.event(
+    "apps", "v1", "deployments", labels={LABEL_MANAGED_BY: MANAGER, LABEL_FUNCTION: kopf.PRESENT}
+)
+async def count_ready(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Function status.readyEnvironments = ready pods over all its version Deployments."""
+    kube: Kube | None = memo.get("kube")
+    if kube is None:
+        return
+    namespace = body.metadata.namespace or ""
+    function = body.metadata.labels[LABEL_FUNCTION]
+    deployments = await kube.list("apps/v1", "Deployment", namespace, {LABEL_FUNCTION: function})
+    ready = sum(int((d.get("status") or {}).get("readyReplicas") or 0) for d in deployments)
+    try:
+        await kube.patch_status(
+            f"{GROUP}/{VERSION}", "Function", namespace, function, {"readyEnvironments": ready}
+        )
+    except KubeError as exc:
+        if exc.status != 404:
+            raise
