@@ -37,7 +37,7 @@ class FakeAgentLauncher:
     async def start(self, spec: EnvironmentSpec) -> FakeAgentProcess:
         self.started.append(spec)
         env = {**os.environ, **spec.to_env()}
-        log = open(spec.log_path, "ab") if spec.log_path else None  # noqa: SIM115
+        log = open(spec.log_path, "ab") if spec.log_path else None  # noqa: SIM115, ASYNC230
         proc = await asyncio.create_subprocess_exec(
             sys.executable, str(FAKE_AGENT), env=env, stdout=log, stderr=log)
         if log:
