@@ -1,0 +1,393 @@
+"""The agent: the process that owns one execution environment.
+
+``python -m klambda_runtime.agent`` reads the environment from ``KLAMBDA_ENV_*``
+(:class:`EnvironmentSpec`), forks the per-environment runtime template while it is
+still single-threaded, then runs one event loop with
+
+* the :class:`~klambda_runtime.supervisor.Supervisor` (runtime process + Runtime API), and
+* one gRPC bidirectional stream to the gateway (``EnvironmentGateway.Connect``): Register,
+  Ready once init finished, then Invocation -> Result, one at a time. The stream is
+  re-established with backoff when it breaks; the runtime stays warm meanwhile.
+
+SIGTERM (or a Shutdown message) drains: Draining is sent, the in-flight invocation is
+finished (its timeout bounds it), then the agent hangs up and exits 0.
+
+Exit statuses: 0 drained, 2 the gateway stayed unreachable for ``reconnect_give_up_s``,
+3 the gateway refused the environment, 1 anything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import signal
+import sys
+from typing import Any
+
+from klambda_runtime.errors import SettingsError
+from klambda_runtime.forkclient import ForkClient
+from klambda_runtime.logsink import LogSink
+from klambda_runtime.settings import AgentSettings
+from klambda_runtime.spec import EnvironmentSpec
+from klambda_runtime.supervisor import Invocation, InvocationResult, Supervisor
+
+log = logging.getLogger("klambda.agent")
+
+EXIT_OK, EXIT_FAILED, EXIT_GATEWAY_GONE, EXIT_REFUSED = 0, 1, 2, 3
+
+
+def validate(spec: EnvironmentSpec) -> None:
+    missing = [
+        name
+        for name, value in (
+            ("KLAMBDA_ENV_ID", spec.environment_id),
+            ("KLAMBDA_ENV_GATEWAY", spec.gateway),
+            ("KLAMBDA_ENV_FUNCTION", spec.function_name),
+            ("KLAMBDA_ENV_CODE_DIR", spec.code_dir),
+        )
+        if not value
+    ]
+    if missing:
+        raise SettingsError(
+            f"the environment description lacks {', '.join(missing)}; the launcher (or the pod "
+            "spec) must set every KLAMBDA_ENV_* variable of EnvironmentSpec.to_env()"
+        )
+    if not os.path.isdir(spec.code_dir):
+        raise SettingsError(
+            f"code directory {spec.code_dir!r} does not exist; materialise the function's code "
+            "there before starting the environment"
+        )
+    if spec.memory_size <= 0 or spec.timeout <= 0:
+        raise SettingsError(
+            f"memory size {spec.memory_size} MB and timeout {spec.timeout} s must be positive"
+        )
+
+
+class Agent:
+    def __init__(self, spec: EnvironmentSpec, settings: AgentSettings, supervisor: Supervisor) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.supervisor = supervisor
+        self._loop = asyncio.get_running_loop()
+        self._inbox: asyncio.Queue[Invocation] = asyncio.Queue()
+        self._busy = False
+        self._draining = False
+        self._call: Any = None  # the current grpc.aio stream-stream call
+        self._session = 0
+        self._write_lock = asyncio.Lock()
+        self._ready_sent_once = False
+        self._finished = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._exit_code = EXIT_OK
+
+    # ------------------------------------------------------------------ public
+    async def run(self) -> int:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._loop.add_signal_handler(sig, self.drain)
+        await self.supervisor.start()
+        worker = self._loop.create_task(self._worker())
+        connection = self._loop.create_task(self._connect_loop())
+        await self._finished.wait()
+        # Hang up politely, give the gateway a moment to close the stream, then go.
+        await self._hang_up()
+        try:
+            await asyncio.wait_for(asyncio.shield(connection), self.settings.drain_close_s)
+        except (asyncio.TimeoutError, Exception):  # noqa: BLE001
+            pass
+        for task in (worker, connection):
+            task.cancel()
+        await asyncio.gather(worker, connection, return_exceptions=True)
+        await self.supervisor.close()
+        return self._exit_code
+
+    def drain(self) -> None:
+        """SIGTERM / Shutdown: accept nothing new, finish what is in flight, exit."""
+        if self._draining:
+            return
+        self._draining = True
+        log.info("draining environment %s", self.spec.environment_id)
+        if self._call is not None:
+            self._loop.create_task(self._send(self._call, draining=True))
+        self._maybe_finish()
+
+    # ------------------------------------------------------------------ internals
+    def _maybe_finish(self) -> None:
+        if self._draining and not self._busy and self._inbox.empty():
+            self._finished.set()
+
+    def _stop(self, code: int) -> None:
+        self._exit_code = code
+        self._draining = True
+        self._finished.set()
+
+    async def _hang_up(self) -> None:
+        call = self._call
+        if call is not None:
+            try:
+                async with self._write_lock:
+                    await call.done_writing()
+            except Exception:  # noqa: BLE001 - the stream may already be gone
+                pass
+
+    async def _send(self, call: Any, **kind: Any) -> bool:
+        from klambda_proto import environment_pb2 as pb
+
+        name, value = next(iter(kind.items()))
+        if name == "draining":
+            message = pb.AgentMessage(draining=pb.Draining())
+        else:
+            message = pb.AgentMessage(**{name: value})
+        try:
+            async with self._write_lock:
+                await call.write(message)
+            return True
+        except Exception as exc:  # noqa: BLE001 - a broken stream is handled by the reader
+            log.debug("write failed: %s", exc)
+            return False
+
+    async def _connect_loop(self) -> None:
+        import grpc
+
+        backoff = self.settings.reconnect_initial_s
+        last_connected = self._loop.time()
+        while not self._finished.is_set():
+            connected = False
+            try:
+                connected = await self._run_session()
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() in (
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    grpc.StatusCode.NOT_FOUND,
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    grpc.StatusCode.UNIMPLEMENTED,
+                ):
+                    log.error("the gateway refused this environment: %s", exc.details())
+                    self._stop(EXIT_REFUSED)
+                    return
+                log.info("gateway stream broke: %s", exc.code().name)
+            if connected:
+                last_connected = self._loop.time()
+                backoff = self.settings.reconnect_initial_s
+            if self._draining:
+                # The gateway hung up (or broke) while we drain: nothing left to say.
+                self._idle_then_finish()
+                return
+            if self._loop.time() - last_connected > self.settings.reconnect_give_up_s:
+                log.error(
+                    "gateway %s unreachable for %.0f s; giving up",
+                    self.spec.gateway,
+                    self.settings.reconnect_give_up_s,
+                )
+                self._stop(EXIT_GATEWAY_GONE)
+                return
+            delay = backoff * (0.5 + random.random() / 2)
+            backoff = min(backoff * 2, self.settings.reconnect_max_s)
+            try:
+                await asyncio.wait_for(self._finished.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+
+    def _idle_then_finish(self) -> None:
+        if not self._busy and self._inbox.empty():
+            self._finished.set()
+
+    async def _run_session(self) -> bool:
+        """One stream to the gateway; returns whether it got as far as Registered."""
+        import grpc
+        from klambda_proto import environment_pb2 as pb
+        from klambda_proto import environment_pb2_grpc as pb_grpc
+
+        spec = self.spec
+        channel = grpc.aio.insecure_channel(
+            spec.gateway,
+            options=[
+                ("grpc.keepalive_time_ms", 300_000),
+                ("grpc.enable_retries", 0),
+                ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+                ("grpc.max_send_message_length", 16 * 1024 * 1024),
+            ],
+        )
+        ready_task: asyncio.Task[None] | None = None
+        registered = False
+        try:
+            call = pb_grpc.EnvironmentGatewayStub(channel).Connect()
+            register = pb.Register(
+                namespace=spec.namespace,
+                function_name=spec.function_name,
+                version=spec.version,
+                environment_id=spec.environment_id,
+                memory_size_mb=spec.memory_size,
+                runtime=spec.runtime,
+                initialization_type=spec.initialization_type,
+            )
+            await call.write(pb.AgentMessage(register=register))
+            first = await call.read()
+            if first is grpc.aio.EOF or first.WhichOneof("kind") != "registered":
+                return False
+            registered = True
+            self._session += 1
+            self._call = call
+            if self._draining:
+                await self._send(call, draining=True)
+                self._maybe_finish()
+            ready_task = self._loop.create_task(self._send_ready(call))
+            while True:
+                message = await call.read()
+                if message is grpc.aio.EOF:
+                    return True
+                kind = message.WhichOneof("kind")
+                if kind == "invocation":
+                    inv = message.invocation
+                    if self._busy or not self._inbox.empty():
+                        log.warning(
+                            "gateway sent invocation %s while another is in flight; queued",
+                            inv.request_id,
+                        )
+                    self._idle.clear()
+                    self._inbox.put_nowait(
+                        Invocation(
+                            request_id=inv.request_id,
+                            payload=inv.payload,
+                            invoked_function_arn=inv.invoked_function_arn,
+                            client_context=inv.client_context,
+                            cognito_identity=inv.cognito_identity,
+                            trace_id=inv.trace_id,
+                        )
+                    )
+                elif kind == "shutdown":
+                    log.info("gateway asked to shut down: %s", message.shutdown.reason)
+                    self.drain()
+        finally:
+            if ready_task is not None:
+                ready_task.cancel()
+            if self._call is not None and registered:
+                self._call = None
+            await channel.close(grace=None)
+
+    async def _send_ready(self, call: Any) -> None:
+        from klambda_proto import environment_pb2 as pb
+
+        if not self._ready_sent_once:
+            await self.supervisor.wait_ready()
+        await self._idle.wait()
+        await self.supervisor.wait_ready()
+        if self._draining:
+            return
+        ready = pb.Ready()
+        first = self.supervisor.first_init
+        if not self._ready_sent_once and first.done():
+            outcome = first.result()
+            if outcome.error_type:
+                ready.init_error_type = outcome.error_type
+            else:
+                ready.init_duration_ms = outcome.duration_ms
+        self._ready_sent_once = True
+        await self._send(call, ready=ready)
+
+    async def _worker(self) -> None:
+        from klambda_proto import environment_pb2 as pb
+
+        while True:
+            inv = await self._inbox.get()
+            self._busy = True
+            session = self._session
+            try:
+                result = await self.supervisor.invoke(inv)
+            except Exception:  # noqa: BLE001 - never let one invocation kill the agent
+                log.exception("invocation %s failed inside the agent", inv.request_id)
+                self._busy = False
+                self._maybe_finish()
+                continue
+            call = self._call
+            if call is not None and session == self._session:
+                await self._send(call, result=_result_message(pb, result))
+            else:
+                log.warning(
+                    "result of %s dropped: the gateway stream it came on is gone", inv.request_id
+                )
+            self._busy = False
+            if self._inbox.empty():
+                self._idle.set()
+            self._maybe_finish()
+
+
+def _result_message(pb: Any, r: InvocationResult) -> Any:
+    return pb.Result(
+        request_id=r.request_id,
+        payload=r.payload,
+        function_error=r.function_error,
+        error_type=r.error_type,
+        duration_ms=r.duration_ms,
+        billed_duration_ms=r.billed_duration_ms,
+        max_memory_used_mb=r.max_memory_used_mb,
+        init_duration_ms=r.init_duration_ms,
+        log_tail=r.log_tail,
+        environment_reset=r.environment_reset,
+    )
+
+
+async def _serve(spec: EnvironmentSpec, settings: AgentSettings, template: Any) -> int:
+    client = None
+    if template is not None:
+        sock, pid = template
+        client = ForkClient(sock, server_pid=pid)
+    supervisor = Supervisor(spec, settings, sink=LogSink(1), template=client)
+    try:
+        return await Agent(spec, settings, supervisor).run()
+    finally:
+        if client is not None:
+            client.close()
+
+
+def run_agent(spec: EnvironmentSpec, settings: AgentSettings) -> int:
+    """Run one environment to completion; the process's exit status.
+
+    Must be called while the process has no threads (it forks the runtime template).
+    """
+    # The agent's own diagnostics: a private logger, never the root one (the runtime
+    # template is forked from this process and must start with pristine logging).
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("klambda-agent %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.propagate = False
+    log.setLevel(os.environ.get("KLAMBDA_AGENT_LOG_LEVEL", "WARNING").upper())
+    try:
+        validate(spec)
+    except SettingsError as exc:
+        sys.stderr.write(f"klambda-agent: {exc}\n")
+        return EXIT_FAILED
+    os.set_blocking(1, True)
+    template = None
+    from klambda_runtime.runtime_env import is_builtin_python
+
+    if is_builtin_python(spec.runtime) and settings.fork_runtime:
+        from klambda_runtime.templates import start_runtime_template
+
+        template = start_runtime_template()
+    try:
+        return asyncio.run(_serve(spec, settings, template))
+    finally:
+        if template is not None:
+            template[0].close()
+            try:
+                os.waitpid(template[1], 0)
+            except ChildProcessError:
+                pass
+
+
+def main() -> int:
+    try:
+        spec = EnvironmentSpec.from_env(os.environ)
+        settings = AgentSettings.from_env(os.environ)
+    except (SettingsError, ValueError) as exc:
+        sys.stderr.write(f"klambda-agent: invalid environment description: {exc}\n")
+        return EXIT_FAILED
+    return run_agent(spec, settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""Where an environment's log goes: the agent's stdout, plus the per-invocation buffer."""
+
+from __future__ import annotations
+
+import os
+
+from klambda_runtime.reports import tail
+
+_KEEP = 64 * 1024
+
+
+class LogSink:
+    """Writes function output and platform lines to ``fd``; remembers the current invocation's."""
+
+    def __init__(self, fd: int = 1) -> None:
+        self.fd = fd
+        self._buf: bytearray | None = None
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                n = os.write(self.fd, view)
+            except BlockingIOError:
+                continue
+            except OSError:
+                break  # nobody reads our log any more; never fail an invocation for it
+            view = view[n:]
+        if self._buf is not None:
+            self._buf += data
+            if len(self._buf) > _KEEP:
+                del self._buf[: len(self._buf) - _KEEP // 2]
+
+    def line(self, text: str) -> None:
+        self.write(text.encode("utf-8", "replace"))
+
+    @property
+    def active(self) -> bool:
+        return self._buf is not None
+
+    def begin(self) -> None:
+        self._buf = bytearray()
+
+    def end(self) -> bytes:
+        data, self._buf = bytes(self._buf or b""), None
+        return tail(data)

@@ -1,0 +1,139 @@
+"""The built-in runtime's main loop: init once, then next -> handler -> response, forever."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+from klambda_runtime.pyruntime import faults, logs
+from klambda_runtime.pyruntime.client import Response, RuntimeApiUnavailable, RuntimeClient
+from klambda_runtime.pyruntime.context import LambdaContext
+
+UNHANDLED_WARNING = (
+    "LAMBDA_WARNING: Unhandled exception. The most likely cause is an issue in the function "
+    "code. However, in rare cases, a Lambda runtime update can cause unexpected function "
+    "behavior. For functions using managed runtimes, runtime updates can be triggered by a "
+    "function change, or can be applied automatically. To determine if the runtime has been "
+    "updated, check the runtime version in the INIT_START log entry. If this error correlates "
+    "with a change in the runtime version, you may be able to mitigate this error by "
+    "temporarily rolling back to the previous runtime version. For more information, see "
+    "https://docs.aws.amazon.com/lambda/latest/dg/runtimes-update.html\r"
+)
+# Python 3.12+ Lambda runtimes encode JSON responses with ensure_ascii=False.
+_NON_ASCII_ENVS = {f"AWS_Lambda_python3.{minor}" for minor in range(12, 20)}
+
+
+def _dumps(obj: Any) -> bytes:
+    import json
+
+    return json.dumps(obj).encode("utf-8")
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def _prepare_streams() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(line_buffering=True)
+
+
+def _check(resp: Response, what: str) -> None:
+    # A rejected post (e.g. 413 for an oversized response) is already reported to the
+    # caller by the agent; the runtime keeps serving, like Lambda's own runtimes do not
+    # need to. Anything else unexpected is logged to the function's log.
+    if resp.status >= 300 and resp.status != 413:
+        sys.stderr.write(f"klambda runtime: {what} answered {resp.status}: {resp.body!r}\n")
+
+
+def _init(client: RuntimeClient, handler_name: str) -> faults.Handler | None:
+    try:
+        logs.setup_logging()
+        return faults.load_handler(handler_name)
+    except faults.Fault as fault:
+        error = faults.fault_error(fault)
+    except Exception as exc:  # noqa: BLE001 - user code failed at import time
+        error = faults.exception_error(exc)
+    logging.warning(UNHANDLED_WARNING)
+    logs.log_error(error)
+    _flush()
+    client.post_init_error(_dumps(error), error["errorType"])
+    return None
+
+
+def _invoke(
+    client: RuntimeClient, handler: faults.Handler, event: Response, *, ensure_ascii: bool
+) -> None:
+    headers = event.headers
+    request_id = headers.get("lambda-runtime-aws-request-id", "")
+    logs.RequestIdState.request_id = request_id
+    trace_id = headers.get("lambda-runtime-trace-id")
+    if trace_id:
+        os.environ["_X_AMZN_TRACE_ID"] = trace_id
+    else:
+        os.environ.pop("_X_AMZN_TRACE_ID", None)
+    error: dict[str, Any] | None = None
+    try:
+        raw_cc = headers.get("lambda-runtime-client-context")
+        raw_id = headers.get("lambda-runtime-cognito-identity")
+        context = LambdaContext(
+            request_id=request_id,
+            deadline_ms=int(headers.get("lambda-runtime-deadline-ms", "0")),
+            invoked_function_arn=headers.get("lambda-runtime-invoked-function-arn", ""),
+            client_context=faults.parse_json_header(raw_cc, "Client Context") if raw_cc else None,
+            cognito_identity=faults.parse_json_header(raw_id, "Cognito Identity")
+            if raw_id
+            else None,
+            tenant_id=headers.get("lambda-runtime-aws-tenant-id"),
+        )
+        payload = faults.unmarshal_event(event.body, headers.get("content-type", ""))
+        result = handler(payload, context)
+        body, content_type = faults.marshal_result(result, ensure_ascii=ensure_ascii)
+    except faults.Fault as fault:
+        error = faults.fault_error(fault, request_id)
+    except Exception as exc:  # noqa: BLE001 - the handler's exception is the function's error
+        error = faults.exception_error(exc, request_id)
+    if error is not None:
+        logs.log_error(error)
+        _flush()
+        _check(client.post_error(request_id, _dumps(error), error["errorType"]), "error")
+    else:
+        _flush()
+        _check(client.post_response(request_id, body, content_type), "response")
+
+
+def run(address: str, handler_name: str) -> int:
+    """Serve invocations until the agent goes away; the exit status of the runtime."""
+    _prepare_streams()
+    client = RuntimeClient(address)
+    try:
+        handler = _init(client, handler_name)
+        if handler is None:
+            return 1
+        ensure_ascii = os.environ.get("AWS_EXECUTION_ENV", "") not in _NON_ASCII_ENVS
+        while True:
+            event = client.next_invocation()
+            if event.status != 200:
+                sys.stderr.write(f"klambda runtime: /next answered {event.status}: {event.body!r}\n")
+                return 1
+            _invoke(client, handler, event, ensure_ascii=ensure_ascii)
+    except RuntimeApiUnavailable:
+        return 0
+    finally:
+        _flush()
+
+
+def main() -> int:
+    env = os.environ
+    task_root = env.get("LAMBDA_TASK_ROOT", os.getcwd())
+    if task_root not in sys.path:
+        sys.path.insert(0, task_root)
+    return run(env["AWS_LAMBDA_RUNTIME_API"], env.get("_HANDLER", ""))

@@ -1,0 +1,102 @@
+"""Lambda's ``context`` object, attribute for attribute as the Python runtime provides it."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+
+class CognitoIdentity:
+    __slots__ = ("cognito_identity_id", "cognito_identity_pool_id")
+
+    def __init__(self, data: dict[str, Any] | None) -> None:
+        data = data or {}
+        self.cognito_identity_id = data.get("cognitoIdentityId")
+        self.cognito_identity_pool_id = data.get("cognitoIdentityPoolId")
+
+    def __repr__(self) -> str:
+        return (
+            f"CognitoIdentity([cognito_identity_id={self.cognito_identity_id},"
+            f"cognito_identity_pool_id={self.cognito_identity_pool_id}])"
+        )
+
+
+class Client:
+    __slots__ = (
+        "installation_id",
+        "app_title",
+        "app_version_name",
+        "app_version_code",
+        "app_package_name",
+    )
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        for name in self.__slots__:
+            setattr(self, name, data.get(name))
+
+    def __repr__(self) -> str:
+        fields = ",".join(f"{n}={getattr(self, n)}" for n in self.__slots__)
+        return f"Client([{fields}])"
+
+
+class ClientContext:
+    __slots__ = ("custom", "env", "client")
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.custom = data.get("custom")
+        self.env = data.get("env")
+        client = data.get("client")
+        self.client = Client(client) if isinstance(client, dict) else None
+
+    def __repr__(self) -> str:
+        return f"ClientContext([custom={self.custom},env={self.env},client={self.client}])"
+
+
+class LambdaContext:
+    """What the handler receives as its second argument."""
+
+    def __init__(
+        self,
+        *,
+        request_id: str,
+        deadline_ms: int,
+        invoked_function_arn: str,
+        client_context: dict[str, Any] | None,
+        cognito_identity: dict[str, Any] | None,
+        tenant_id: str | None = None,
+    ) -> None:
+        env = os.environ
+        self.aws_request_id = request_id
+        self.log_group_name = env.get("AWS_LAMBDA_LOG_GROUP_NAME")
+        self.log_stream_name = env.get("AWS_LAMBDA_LOG_STREAM_NAME")
+        self.function_name = env.get("AWS_LAMBDA_FUNCTION_NAME")
+        # A string, as in Lambda's own Python runtime.
+        self.memory_limit_in_mb = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        self.function_version = env.get("AWS_LAMBDA_FUNCTION_VERSION")
+        self.invoked_function_arn = invoked_function_arn
+        self.tenant_id = tenant_id
+        self.client_context = (
+            ClientContext(client_context) if isinstance(client_context, dict) else None
+        )
+        self.identity = CognitoIdentity(cognito_identity)
+        self._deadline_ms = deadline_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        remaining = self._deadline_ms - int(time.time() * 1000)
+        return remaining if remaining > 0 else 0
+
+    def log(self, msg: object) -> None:
+        import sys
+
+        sys.stdout.write(str(msg))
+
+    def __repr__(self) -> str:
+        return (
+            f"LambdaContext([aws_request_id={self.aws_request_id},"
+            f"log_group_name={self.log_group_name},log_stream_name={self.log_stream_name},"
+            f"function_name={self.function_name},memory_limit_in_mb={self.memory_limit_in_mb},"
+            f"function_version={self.function_version},"
+            f"invoked_function_arn={self.invoked_function_arn},"
+            f"client_context={self.client_context},identity={self.identity}])"
+        )

@@ -1,0 +1,130 @@
+"""Loading the handler and shaping every failure exactly like Lambda's Python runtime."""
+
+from __future__ import annotations
+
+import decimal
+import importlib
+import json
+import math
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+MALFORMED_HANDLER_NAME = "Runtime.MalformedHandlerName"
+IMPORT_MODULE_ERROR = "Runtime.ImportModuleError"
+HANDLER_NOT_FOUND = "Runtime.HandlerNotFound"
+USER_CODE_SYNTAX_ERROR = "Runtime.UserCodeSyntaxError"
+BUILT_IN_MODULE_CONFLICT = "Runtime.BuiltInModuleConflict"
+UNMARSHAL_ERROR = "Runtime.UnmarshalError"
+MARSHAL_ERROR = "Runtime.MarshalError"
+CONTEXT_UNMARSHAL_ERROR = "Runtime.LambdaContextUnmarshalError"
+
+_OUR_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+Handler = Callable[[Any, Any], Any]
+
+
+class Fault(Exception):
+    """A failure the runtime reports with a Lambda error type (``Runtime.*``)."""
+
+    def __init__(self, error_type: str, message: str, trace: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+        self.trace = trace
+
+
+def load_handler(handler: str) -> Handler:
+    """Import ``module.function`` once; raises :class:`Fault` with Lambda's messages."""
+    try:
+        modname, fname = handler.rsplit(".", 1)
+    except ValueError as exc:
+        raise Fault(MALFORMED_HANDLER_NAME, f"Bad handler '{handler}': {exc}") from None
+    if not modname or not fname:
+        raise Fault(
+            MALFORMED_HANDLER_NAME,
+            f"Bad handler '{handler}': expected 'module.function', e.g. 'app.handler'",
+        )
+    if modname.split(".")[0] in sys.builtin_module_names:
+        raise Fault(
+            BUILT_IN_MODULE_CONFLICT, f"Cannot use built-in module {modname} as a handler module"
+        )
+    try:
+        module = importlib.import_module(modname.replace("/", "."))
+    except ImportError as exc:
+        raise Fault(IMPORT_MODULE_ERROR, f"Unable to import module '{modname}': {exc}") from None
+    except SyntaxError as exc:
+        trace = [f'  File "{exc.filename}" Line {exc.lineno}\n    {exc.text}']
+        raise Fault(
+            USER_CODE_SYNTAX_ERROR, f"Syntax error in module '{modname}': {exc}", trace
+        ) from None
+    try:
+        function: Handler = getattr(module, fname)
+    except AttributeError:
+        raise Fault(HANDLER_NOT_FOUND, f"Handler '{fname}' missing on module '{modname}'") from None
+    return function
+
+
+def make_error(
+    message: str, error_type: str, stack_trace: list[str] | None, request_id: str = ""
+) -> dict[str, Any]:
+    return {
+        "errorMessage": message or "",
+        "errorType": error_type or "",
+        "requestId": request_id,
+        "stackTrace": stack_trace or [],
+    }
+
+
+def user_frames(tb: TracebackType | None) -> list[str]:
+    """The formatted frames of a traceback, without the runtime's own leading frames."""
+    frames = traceback.extract_tb(tb)
+    for i, frame in enumerate(frames):
+        if not frame.filename.startswith(_OUR_DIR):
+            return traceback.format_list(frames[i:])
+    return traceback.format_list(frames)
+
+
+def exception_error(exc: BaseException, request_id: str = "") -> dict[str, Any]:
+    return make_error(str(exc), type(exc).__name__, user_frames(exc.__traceback__), request_id)
+
+
+def fault_error(fault: Fault, request_id: str = "") -> dict[str, Any]:
+    return make_error(fault.message, fault.error_type, fault.trace, request_id)
+
+
+def unmarshal_event(body: bytes, content_type: str) -> Any:
+    if content_type and content_type != "application/json":
+        return body
+    try:
+        return json.loads(body)
+    except Exception as exc:  # noqa: BLE001 - any parse failure is the caller's bad event
+        raise Fault(UNMARSHAL_ERROR, f"Unable to unmarshal input: {exc}") from None
+
+
+def parse_json_header(value: str, name: str) -> Any:
+    try:
+        return json.loads(value)
+    except Exception as exc:  # noqa: BLE001
+        raise Fault(CONTEXT_UNMARSHAL_ERROR, f"Unable to parse {name} JSON: {exc}") from None
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, decimal.Decimal):
+        if obj.is_nan():
+            return math.nan
+        return int(obj) if obj == obj.to_integral_value() else float(obj)
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def marshal_result(result: Any, *, ensure_ascii: bool) -> tuple[bytes, str]:
+    if isinstance(result, bytes):
+        return result, "application/unknown"
+    try:
+        text = json.dumps(result, default=_default, ensure_ascii=ensure_ascii, allow_nan=True)
+    except Exception as exc:  # noqa: BLE001
+        raise Fault(MARSHAL_ERROR, f"Unable to marshal response: {exc}") from None
+    return text.encode("utf-8"), "application/json"

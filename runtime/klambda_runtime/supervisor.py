@@ -1,0 +1,554 @@
+"""The runtime side of an environment: one runtime process at a time, one invocation at a time.
+
+The supervisor starts the runtime (forked from the per-environment template for the
+built-in Python runtime, exec'd for ``provided``), learns from the Runtime API when its
+init is done, hands it invocations, and turns every way an invocation can end into a
+Lambda-shaped result: response, function error, oversized response, timeout, crash or
+memory over the limit. After a timeout, crash or OOM it throws the runtime away and
+starts a new one at once, so the next invocation is a cold start that reports its Init
+Duration (as Lambda does after a sandbox reset).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from klambda_runtime import errors, memory, reports
+from klambda_runtime.forkclient import ForkClient, watch_child
+from klambda_runtime.logsink import LogSink
+from klambda_runtime.runtime_api import RuntimeApi, event_head
+from klambda_runtime.runtime_env import (
+    build_runtime_env,
+    function_arn,
+    is_builtin_python,
+    layer_python_paths,
+)
+from klambda_runtime.settings import AgentSettings
+from klambda_runtime.spec import EnvironmentSpec
+
+
+@dataclass(frozen=True)
+class Invocation:
+    request_id: str
+    payload: bytes
+    invoked_function_arn: str = ""
+    client_context: str = ""
+    cognito_identity: str = ""
+    trace_id: str = ""
+
+
+@dataclass(frozen=True)
+class InvocationResult:
+    request_id: str
+    payload: bytes
+    function_error: str  # "" or "Unhandled"
+    error_type: str
+    duration_ms: float
+    billed_duration_ms: int
+    max_memory_used_mb: int
+    init_duration_ms: float
+    log_tail: bytes
+    environment_reset: bool
+
+
+@dataclass(frozen=True)
+class InitOutcome:
+    duration_ms: float
+    error_type: str = ""  # "" = init succeeded
+    error_body: bytes = b""  # the runtime's init error JSON (empty for exits and OOM)
+    returncode: int | None = None  # the runtime exited before finishing init
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    kind: str  # response | error | too_large | timeout | exit | oom
+    body: bytes = b""
+    error_type: str = ""
+    returncode: int = 0
+
+
+class _Generation:
+    """One runtime process and what we know about it."""
+
+    def __init__(self, pid: int, exited: asyncio.Future[int], log_fd: int, started: float) -> None:
+        self.pid = pid
+        self.exited = exited
+        self.log_fd = log_fd
+        self.started = started
+        self.init: asyncio.Future[InitOutcome] = asyncio.get_running_loop().create_future()
+        self.init_error: tuple[str, bytes] | None = None
+        self.peak_rss = 0
+        self.tree: list[int] = []
+        self.tree_scanned = 0.0
+        self.sampler: asyncio.TimerHandle | None = None
+        self.popen: subprocess.Popen[bytes] | None = None
+
+
+class Supervisor:
+    def __init__(
+        self,
+        spec: EnvironmentSpec,
+        settings: AgentSettings,
+        *,
+        sink: LogSink,
+        template: ForkClient | None,
+    ) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.sink = sink
+        self.template = template
+        self.api = RuntimeApi(self)
+        self.gen: _Generation | None = None
+        self._loop = asyncio.get_running_loop()
+        self._current: tuple[str, asyncio.Future[_Outcome]] | None = None
+        # Provisioned environments do not report the init of their first runtime.
+        self._report_init = spec.initialization_type != "provisioned-concurrency"
+        self._restarting: asyncio.Task[None] | None = None
+        self._closed = False
+        self._first_ready: asyncio.Future[InitOutcome] = self._loop.create_future()
+        self._log_stream_time = datetime.now(UTC)
+
+    # ----------------------------------------------------------------- lifecycle
+    async def start(self) -> None:
+        await self.api.start()
+        await self._launch()
+
+    @property
+    def first_init(self) -> asyncio.Future[InitOutcome]:
+        return self._first_ready
+
+    async def wait_ready(self) -> None:
+        """Until the current runtime finished init (or failed), or Lambda's init limit passed."""
+        while self._restarting is not None:
+            await self._restarting
+        gen = self.gen
+        if gen is None or gen.init.done():
+            return
+        remaining = gen.started + self.settings.init_ready_limit_s - self._loop.time()
+        if remaining > 0:
+            await asyncio.wait([gen.init], timeout=remaining)
+
+    def _runtime_env(self) -> dict[str, str]:
+        import sys
+
+        return build_runtime_env(
+            self.spec,
+            api_address=self.api.address,
+            host_env=os.environ,
+            python_version=sys.version_info[:2],
+            now=self._log_stream_time,
+            initialization_type=None,
+        )
+
+    async def _launch(self) -> None:
+        import sys
+
+        env = self._runtime_env()
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(read_fd, False)
+        started = self._loop.time()
+        popen: subprocess.Popen[bytes] | None = None
+        try:
+            if is_builtin_python(self.spec.runtime) and self.template is not None and self.template.alive:
+                front = [self.spec.code_dir] + layer_python_paths(
+                    self.spec.opt_dir, python_version=sys.version_info[:2]
+                )
+                pid = await self.template.spawn(
+                    {"env": env, "cwd": self.spec.code_dir, "sys_path": front}, [write_fd]
+                )
+                exited = self.template.exited(pid)
+            else:
+                popen = subprocess.Popen(
+                    self._argv(),
+                    env=env,
+                    cwd=self.spec.code_dir,
+                    stdin=subprocess.DEVNULL,
+                    stdout=write_fd,
+                    stderr=write_fd,
+                    close_fds=True,
+                )
+                pid = popen.pid
+                exited = watch_child(pid)
+        except (OSError, errors.RuntimeComponentError) as exc:
+            os.close(write_fd)
+            os.close(read_fd)
+            self._launch_failed(started, exc)
+            return
+        os.close(write_fd)
+        gen = _Generation(pid, exited, read_fd, started)
+        gen.popen = popen
+        self.gen = gen
+        self._loop.add_reader(read_fd, self._read_log, gen)
+        exited.add_done_callback(lambda fut, g=gen: self._on_exit(g, fut))
+        self._sample(gen)
+
+    def _argv(self) -> list[str]:
+        if is_builtin_python(self.spec.runtime):
+            return [self.settings.python, "-m", "klambda_runtime.pyruntime"]
+        for base in (self.spec.code_dir, self.spec.opt_dir):
+            if base and os.path.exists(os.path.join(base, "bootstrap")):
+                return [os.path.join(base, "bootstrap")]
+        return [os.path.join(self.spec.code_dir, "bootstrap")]
+
+    def _launch_failed(self, started: float, exc: Exception) -> None:
+        """No runtime process at all (e.g. no executable bootstrap): an init error."""
+        loop = self._loop
+        fut: asyncio.Future[int] = loop.create_future()
+        fut.set_result(127)
+        gen = _Generation(-1, fut, -1, started)
+        body = (
+            '{"errorType":"Runtime.InvalidEntrypoint","errorMessage":'
+            + _json_str(f"cannot start the runtime: {exc}; for runtime 'provided' the code must "
+                        "contain an executable file named 'bootstrap'")
+            + "}"
+        ).encode()
+        gen.init.set_result(InitOutcome(0.0, "Runtime.InvalidEntrypoint", body))
+        self.gen = gen
+        if not self._first_ready.done():
+            self._first_ready.set_result(gen.init.result())
+        self.sink.line(f"klambda-agent: cannot start the runtime: {exc}\n")
+
+    def _read_log(self, gen: _Generation) -> None:
+        try:
+            data = os.read(gen.log_fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            self.sink.write(data)
+            return
+        self._close_log(gen)
+
+    def _drain_log(self, gen: _Generation) -> None:
+        """Everything the runtime wrote before answering, so it lands in this invocation."""
+        while gen.log_fd >= 0:
+            try:
+                data = os.read(gen.log_fd, 65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self._close_log(gen)
+                return
+            self.sink.write(data)
+
+    def _close_log(self, gen: _Generation) -> None:
+        if gen.log_fd >= 0:
+            self._loop.remove_reader(gen.log_fd)
+            os.close(gen.log_fd)
+            gen.log_fd = -1
+
+    # ----------------------------------------------------------------- memory
+    def _sample(self, gen: _Generation) -> None:
+        gen.sampler = None
+        if gen is not self.gen or gen.exited.done():
+            return
+        now = self._loop.time()
+        if now - gen.tree_scanned >= self.settings.tree_scan_s:
+            gen.tree = memory.descendants(gen.pid)
+            gen.tree_scanned = now
+        rss = memory.rss_bytes(gen.pid) + sum(memory.rss_bytes(p) for p in gen.tree)
+        gen.peak_rss = max(gen.peak_rss, rss)
+        if rss > self.spec.memory_size * 1024 * 1024:
+            self.sink.line(
+                f"klambda-agent: runtime used {reports.memory_mb(rss)} MB, over the function's "
+                f"memory size of {self.spec.memory_size} MB; killing it\n"
+            )
+            self._kill_tree(gen, signal.SIGKILL)
+            self._settle(_Outcome("oom"))
+            if not gen.init.done():
+                gen.init.set_result(
+                    InitOutcome(self._ms_since(gen.started), errors.OOM_ERROR_TYPE)
+                )
+                self._note_first(gen)
+            return
+        if not gen.init.done() or self._current is not None:
+            gen.sampler = self._loop.call_later(self.settings.memory_sample_s, self._sample, gen)
+
+    def _max_memory_mb(self, gen: _Generation) -> int:
+        peak = max(gen.peak_rss, memory.peak_rss_bytes(gen.pid) if gen.pid > 0 else 0)
+        return reports.memory_mb(peak)
+
+    def _ms_since(self, t: float) -> float:
+        return (self._loop.time() - t) * 1000.0
+
+    # ----------------------------------------------------------------- Runtime API events
+    def _note_first(self, gen: _Generation) -> None:
+        if not self._first_ready.done():
+            self._first_ready.set_result(gen.init.result())
+
+    def runtime_ready(self) -> None:
+        gen = self.gen
+        if gen is not None and not gen.init.done():
+            gen.init.set_result(InitOutcome(self._ms_since(gen.started)))
+            self._note_first(gen)
+
+    def init_error(self, error_type: str, body: bytes) -> None:
+        gen = self.gen
+        if gen is not None and not gen.init.done():
+            gen.init.set_result(
+                InitOutcome(
+                    self._ms_since(gen.started), errors.error_type_of(body, error_type), body
+                )
+            )
+            self._note_first(gen)
+
+    def invocation_response(self, request_id: str, body: bytes) -> None:
+        self._settle(_Outcome("response", body), request_id)
+
+    def invocation_error(self, request_id: str, error_type: str, body: bytes) -> None:
+        self._settle(_Outcome("error", body, errors.error_type_of(body, error_type)), request_id)
+
+    def response_too_large(self, request_id: str) -> None:
+        self._settle(_Outcome("too_large"), request_id)
+
+    def _settle(self, outcome: _Outcome, request_id: str | None = None) -> None:
+        current = self._current
+        if current is None or (request_id is not None and current[0] != request_id):
+            return
+        if not current[1].done():
+            current[1].set_result(outcome)
+
+    def _on_exit(self, gen: _Generation, fut: asyncio.Future[int]) -> None:
+        returncode = fut.result()
+        if gen.popen is not None:
+            gen.popen.returncode = returncode
+        if gen is not self.gen:
+            return
+        if not gen.init.done():
+            gen.init.set_result(
+                InitOutcome(self._ms_since(gen.started), errors.EXIT_ERROR_TYPE, returncode=returncode)
+            )
+            self._note_first(gen)
+        if self._current is not None:
+            self._settle(_Outcome("exit", returncode=returncode))
+        elif gen.init.result().error_type == "" and not self._closed and self._restarting is None:
+            # Died while idle: replace it now; the next invocation reports the new init.
+            self._restarting = self._loop.create_task(self._restart())
+
+    # ----------------------------------------------------------------- restart / kill
+    def _kill_tree(self, gen: _Generation, sig: signal.Signals) -> None:
+        if gen.pid <= 0 or gen.exited.done():
+            return
+        for pid in [gen.pid, *memory.descendants(gen.pid)]:
+            try:
+                os.kill(pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    async def _stop(self, gen: _Generation, *, grace: float = 0.0) -> None:
+        if grace > 0 and not gen.exited.done():
+            self._kill_tree(gen, signal.SIGTERM)
+            await asyncio.wait([gen.exited], timeout=grace)
+        self._kill_tree(gen, signal.SIGKILL)
+        if not gen.exited.done():
+            await asyncio.wait([gen.exited], timeout=2.0)
+        if gen.sampler is not None:
+            gen.sampler.cancel()
+        self._drain_log(gen)
+        self._close_log(gen)
+        if self.template is not None and gen.pid > 0:
+            self.template.forget(gen.pid)
+
+    async def _restart(self) -> None:
+        try:
+            if self.gen is not None:
+                await self._stop(self.gen)
+            self.api.reset()
+            self._report_init = True
+            if not self._closed:
+                await self._launch()
+        finally:
+            self._restarting = None
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._restarting is not None:
+            await asyncio.wait([self._restarting], timeout=3.0)
+        if self.gen is not None:
+            await self._stop(self.gen, grace=self.settings.kill_grace_s)
+        await self.api.close()
+
+    # ----------------------------------------------------------------- invoke
+    async def invoke(self, inv: Invocation) -> InvocationResult:
+        while self._restarting is not None:
+            await self._restarting
+        gen = self.gen
+        assert gen is not None, "start() first"
+        timeout = float(self.spec.timeout)
+        if not gen.init.done():
+            # Init still running (a restart, or a slow first init): wait for it, bounded
+            # by Lambda's init limit plus the function timeout.
+            limit = gen.started + self.settings.init_ready_limit_s + timeout - self._loop.time()
+            self._current = (inv.request_id, self._loop.create_future())
+            await asyncio.wait([gen.init], timeout=max(0.0, limit))
+            self._current = None
+            if not gen.init.done():
+                return await self._finish(
+                    inv, gen, _Outcome("timeout"), duration_ms=timeout * 1000, init_ms=0.0
+                )
+        init = gen.init.result()
+        init_ms = init.duration_ms if self._report_init else 0.0
+        self._report_init = False
+        if init.error_type:
+            return await self._init_failed(inv, gen, init)
+        fut: asyncio.Future[_Outcome] = self._loop.create_future()
+        self._current = (inv.request_id, fut)
+        self.sink.begin()
+        self.sink.line(reports.start_line(inv.request_id, version=self.spec.version))
+        deadline_ms = int(time.time() * 1000 + timeout * 1000)
+        head = event_head(
+            request_id=inv.request_id,
+            deadline_ms=deadline_ms,
+            invoked_function_arn=inv.invoked_function_arn or function_arn(self.spec),
+            trace_id=inv.trace_id or _trace_id(),
+            client_context=inv.client_context,
+            cognito_identity=inv.cognito_identity,
+            body_length=len(inv.payload),
+        )
+        t0 = self._loop.time()
+        self.api.dispatch(inv.request_id, head + inv.payload)
+        timer = self._loop.call_later(timeout, self._settle, _Outcome("timeout"))
+        if gen.sampler is None:
+            gen.sampler = self._loop.call_later(self.settings.memory_sample_s, self._sample, gen)
+        try:
+            outcome = await fut
+        finally:
+            timer.cancel()
+            self._current = None
+        duration_ms = (self._loop.time() - t0) * 1000.0
+        return await self._finish(inv, gen, outcome, duration_ms=duration_ms, init_ms=init_ms)
+
+    async def _finish(
+        self,
+        inv: Invocation,
+        gen: _Generation,
+        outcome: _Outcome,
+        *,
+        duration_ms: float,
+        init_ms: float,
+    ) -> InvocationResult:
+        rid = inv.request_id
+        reset = outcome.kind in ("timeout", "exit", "oom")
+        if not self.sink.active:  # timed out before START (init never finished)
+            self.sink.begin()
+            self.sink.line(reports.start_line(rid, version=self.spec.version))
+        function_error, error_type, payload = "Unhandled", "", outcome.body
+        if outcome.kind == "response":
+            function_error = ""
+        elif outcome.kind == "error":
+            error_type = outcome.error_type
+        elif outcome.kind == "too_large":
+            error_type, payload = errors.RESPONSE_TOO_LARGE_TYPE, errors.response_too_large_payload()
+        elif outcome.kind == "timeout":
+            error_type = errors.TIMEOUT_ERROR_TYPE
+            payload = errors.timeout_payload(rid, timeout_s=float(self.spec.timeout))
+        elif outcome.kind == "exit":
+            error_type = errors.EXIT_ERROR_TYPE
+            payload = errors.exit_payload(rid, returncode=outcome.returncode)
+        else:
+            error_type, payload = errors.OOM_ERROR_TYPE, errors.oom_payload(rid)
+        max_mb = self._max_memory_mb(gen)
+        if reset:
+            self.api.abandon(rid)
+            if outcome.kind == "timeout":
+                self._kill_tree(gen, signal.SIGKILL)
+        self._drain_log(gen)
+        if reset:
+            self.sink.line(_error_line(payload))
+        self.sink.line(reports.end_line(rid))
+        self.sink.line(
+            reports.report_line(
+                rid,
+                duration_ms=duration_ms,
+                memory_size_mb=self.spec.memory_size,
+                max_memory_used_mb=max_mb,
+                init_duration_ms=init_ms,
+            )
+        )
+        log_tail = self.sink.end()
+        if reset and not self._closed:
+            self._restarting = self._loop.create_task(self._restart())
+        return InvocationResult(
+            request_id=rid,
+            payload=payload,
+            function_error=function_error,
+            error_type=error_type,
+            duration_ms=duration_ms,
+            billed_duration_ms=reports.billed_duration_ms(duration_ms),
+            max_memory_used_mb=max_mb,
+            init_duration_ms=init_ms,
+            log_tail=log_tail,
+            environment_reset=reset,
+        )
+
+    async def _init_failed(
+        self, inv: Invocation, gen: _Generation, init: InitOutcome
+    ) -> InvocationResult:
+        """The init error becomes this invocation's result; init is retried for the next."""
+        rid = inv.request_id
+        if init.returncode is not None:
+            payload = errors.exit_payload(rid, returncode=init.returncode)
+        elif init.error_type == errors.OOM_ERROR_TYPE:
+            payload = errors.oom_payload(rid)
+        else:
+            payload = init.error_body
+        self.sink.begin()
+        self.sink.line(reports.start_line(rid, version=self.spec.version))
+        self._drain_log(gen)
+        self.sink.line(reports.end_line(rid))
+        max_mb = self._max_memory_mb(gen) if gen.pid > 0 else 1
+        self.sink.line(
+            reports.report_line(
+                rid,
+                duration_ms=0.0,
+                memory_size_mb=self.spec.memory_size,
+                max_memory_used_mb=max_mb,
+                init_duration_ms=max(init.duration_ms, 0.01),
+            )
+        )
+        log_tail = self.sink.end()
+        if not self._closed:
+            self._restarting = self._loop.create_task(self._restart())
+        return InvocationResult(
+            request_id=rid,
+            payload=payload,
+            function_error="Unhandled",
+            error_type=init.error_type,
+            duration_ms=0.0,
+            billed_duration_ms=0,
+            max_memory_used_mb=max_mb,
+            init_duration_ms=max(init.duration_ms, 0.01),
+            log_tail=log_tail,
+            environment_reset=True,
+        )
+
+
+def _json_str(text: str) -> str:
+    import json
+
+    return json.dumps(text)
+
+
+def _error_line(payload: bytes) -> str:
+    import json
+
+    try:
+        message = json.loads(payload).get("errorMessage", "")
+    except (ValueError, AttributeError):
+        message = ""
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return f"{stamp} {message}\n" if message else ""
+
+
+def _trace_id() -> str:
+    rand = os.urandom(20).hex()
+    return f"Root=1-{int(time.time()):08x}-{rand[:24]};Parent={rand[24:40]};Sampled=0"

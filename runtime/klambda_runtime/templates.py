@@ -1,0 +1,78 @@
+"""The per-environment runtime template: a fork server for Python runtime processes.
+
+The agent calls :func:`start_runtime_template` first thing, while it is still a plain
+single-threaded process (no event loop, no gRPC channel, no threads). The template is a
+copy of that clean state with the built-in runtime already imported; every runtime
+process of the environment (the first one and every restart after a timeout, crash or
+OOM) is forked from it, so a restart costs a fork instead of an interpreter start and
+never forks the agent's threaded process.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from typing import Any
+
+from klambda_runtime import forkserver
+
+
+def runtime_child_main(message: dict[str, Any], fds: list[int]) -> int:
+    """In a fresh fork of the template: become the function's runtime process."""
+    log_fd = fds[0]
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
+    for extra in fds[1:]:
+        os.close(extra)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    env: dict[str, str] = message["env"]
+    os.chdir(message["cwd"])
+    os.environ.clear()
+    os.environ.update(env)
+    time.tzset()
+    sys.argv = [message.get("argv0", "bootstrap")]
+    # Lambda's order: task root, then layers; the interpreter's own paths stay behind.
+    front = [p for p in message.get("sys_path", []) if p]
+    sys.path[:0] = [p for p in front if p not in sys.path]
+    import importlib
+    import logging
+
+    importlib.invalidate_caches()
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    from klambda_runtime.pyruntime import bootstrap
+
+    return bootstrap.run(env["AWS_LAMBDA_RUNTIME_API"], env.get("_HANDLER", ""))
+
+
+def start_runtime_template() -> tuple[socket.socket, int]:
+    """Fork the template now (call before any thread or event loop exists).
+
+    Returns the agent's end of the control socket and the template's pid.
+    """
+    import threading
+
+    if threading.active_count() != 1:
+        raise RuntimeError("the runtime template must be forked before any thread starts")
+    # The runtime's code is imported once here, not in every runtime process.
+    from klambda_runtime.pyruntime import bootstrap  # noqa: F401
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            ours.close()
+            forkserver.serve(theirs, runtime_child_main, kill_children_on_eof=True)
+        except BaseException:  # noqa: BLE001
+            code = 1
+        finally:
+            os._exit(code)
+    theirs.close()
+    return ours, pid

@@ -1,0 +1,87 @@
+"""The zygote: a template process that forks new environments (agents) on request.
+
+Started once per launcher as ``python -m klambda_runtime.zygote <fd>`` where ``<fd>`` is
+its end of a ``SOCK_SEQPACKET`` socket (see :mod:`klambda_runtime.forkserver`). It imports
+everything an environment needs — asyncio, grpc, the generated proto, the agent, the
+Runtime API server, the built-in Python runtime — and then *does nothing else*: no event
+loop, no thread, no gRPC channel, no socket other than its control socket. That is what
+makes forking it safe. Each child becomes an agent in its own session (process group),
+creates its event loop and gRPC channel after the fork, and forks its own runtime
+template before doing so.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import socket
+import sys
+from typing import Any
+
+
+def preload() -> None:
+    """Import (never start) everything an environment uses."""
+    import asyncio  # noqa: F401
+    import asyncio.base_events  # noqa: F401
+    import asyncio.selector_events  # noqa: F401
+    import asyncio.unix_events  # noqa: F401
+    import datetime  # noqa: F401
+    import decimal  # noqa: F401
+    import hashlib  # noqa: F401
+    import importlib.util  # noqa: F401
+    import json  # noqa: F401
+    import logging  # noqa: F401
+    import subprocess  # noqa: F401
+    import traceback  # noqa: F401
+    import urllib.parse  # noqa: F401
+
+    import grpc  # noqa: F401
+    import grpc.aio  # noqa: F401
+    import psutil  # noqa: F401
+    from klambda_proto import environment_pb2, environment_pb2_grpc  # noqa: F401
+
+    from klambda_runtime import agent, supervisor, templates  # noqa: F401
+    from klambda_runtime.pyruntime import bootstrap, client, context, faults, logs  # noqa: F401
+
+
+def agent_child_main(message: dict[str, Any], fds: list[int]) -> int:
+    """In a fresh fork of the zygote: become the agent of one environment."""
+    from klambda_runtime.agent import run_agent
+    from klambda_runtime.settings import AgentSettings
+    from klambda_runtime.spec import EnvironmentSpec
+
+    os.setsid()  # its own process group: the launcher can signal the whole environment
+    env: dict[str, str] = message["env"]
+    spec = EnvironmentSpec.from_env(env)
+    if spec.log_path:
+        os.makedirs(os.path.dirname(os.path.abspath(spec.log_path)), exist_ok=True)
+        log_fd = os.open(spec.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        os.close(log_fd)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    os.environ.update(env)
+    gc.enable()
+    return run_agent(spec, AgentSettings.from_env(os.environ))
+
+
+def main() -> int:
+    sock = socket.socket(fileno=int(sys.argv[1]))
+    cwd = os.getcwd()
+    preload()
+    # Nothing of the launcher's working directory on the path of user code.
+    sys.path[:] = [p for p in sys.path if p not in ("", cwd)]
+    # Keep the template's objects out of the collector's reach so children do not
+    # touch (and copy) every page of them on their first collection.
+    gc.collect()
+    gc.freeze()
+    from klambda_runtime import forkserver
+
+    forkserver.serve(sock, agent_child_main, kill_children_on_eof=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
