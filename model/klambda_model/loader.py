@@ -40,8 +40,16 @@ _Loader.yaml_implicit_resolvers = {
 
 def parse_documents(text: str, *, source: str = "<input>") -> list[Any]:
     """YAML or JSON text -> raw documents (empty ones dropped; `kind: List` flattened)."""
+    docs: list[Any] | None = None
+    if text.lstrip()[:1] in ("[", "{"):
+        try:  # fast path: JSON (e.g. what the CLI sends)
+            parsed = json.loads(text)
+            docs = [parsed]
+        except ValueError:
+            docs = None
     try:
-        docs = [d for d in yaml.load_all(text, Loader=_Loader) if d is not None]
+        if docs is None:
+            docs = [d for d in yaml.load_all(text, Loader=_Loader) if d is not None]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
@@ -91,13 +99,20 @@ def decode_document(doc: Any, *, label: str = "") -> Resource:
     return result
 
 
-def load_documents(text: str, *, source: str = "<input>") -> list[Resource]:
+def load_documents(
+    text: str, *, source: str = "<input>", default_namespace: str | None = None
+) -> list[Resource]:
     """Multi-document YAML/JSON -> resources. Errors of every document are collected and
-    each names its document: ``file.yaml[1] Function/hello: spec.timeout: ...``."""
+    each names its document: ``file.yaml[1] Function/hello: spec.timeout: ...``.
+    ``default_namespace`` is used for documents without metadata.namespace (kubectl -n)."""
     docs = parse_documents(text, source=source)
     errors: list[str] = []
     out: list[Resource] = []
     for index, doc in enumerate(docs):
+        if default_namespace is not None and isinstance(doc, dict):
+            meta = doc.get("metadata")
+            if isinstance(meta, dict) and not meta.get("namespace"):
+                meta["namespace"] = default_namespace
         try:
             out.append(decode_document(doc, label=document_label(doc, index, source)))
         except ValidationError as exc:

@@ -1,0 +1,55 @@
+"""A real HTTP server exposing only the admin API (LocalRegistry + admin_routes), run in a
+background thread, for CLI and admin API tests that need no function environments."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from pathlib import Path
+
+from aiohttp import web
+from klambda_gateway.admin_api import admin_routes
+from klambda_gateway.local_registry import LocalRegistry
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class AdminServer:
+    """Starts on a free loopback port; ``endpoint`` is its URL. Stop with ``close()``."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.registry = LocalRegistry(state_dir)
+        self.logs_dir = state_dir / "logs"
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("admin server did not start")
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        app = web.Application()
+        app.add_routes(admin_routes(self.registry, logs_dir=self.logs_dir))
+        self._runner = web.AppRunner(app)
+        self._loop.run_until_complete(self._runner.setup())
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        self._loop.run_until_complete(site.start())
+        self._ready.set()
+        self._loop.run_forever()
+        self._loop.run_until_complete(self._runner.cleanup())
+        self._loop.close()
+
+    def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self.registry.close()
