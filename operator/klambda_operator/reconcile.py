@@ -28,11 +28,7 @@ from klambda_operator.errors import (
 from klambda_operator.kube import KubeApi
 from klambda_operator.resources.code import build_code_configmap, files_from_source
 from klambda_operator.resources.crds import API_VERSION
-from klambda_operator.resources.deployment import (
-    DeploymentSettings,
-    build_deployment,
-    initial_replicas,
-)
+from klambda_operator.resources.deployment import DeploymentSettings, build_deployment
 from klambda_operator.resources.meta import (
     LABEL_FUNCTION,
     LABEL_LAYER,
@@ -275,16 +271,6 @@ async def function_versions(kube: KubeApi, namespace: str, function: str) -> lis
     return sorted(fvs, key=lambda o: version_sort_key(str(o["spec"]["version"])))
 
 
-async def _provisioned_floor(kube: KubeApi, namespace: str, function: str) -> dict[str, int]:
-    floors: dict[str, int] = {}
-    for alias in await kube.list(API_VERSION, "Alias", namespace, {}):
-        spec = alias.get("spec", {})
-        if spec.get("functionName") == function:
-            v = str(spec.get("functionVersion", ""))
-            floors[v] = floors.get(v, 0) + int(spec.get("provisionedConcurrency") or 0)
-    return floors
-
-
 async def _apply_deployment(kube: KubeApi, deployment: Obj, *, replicas: int) -> None:
     meta = deployment["metadata"]
     if await kube.get("apps/v1", "Deployment", meta["namespace"], meta["name"]) is None:
@@ -352,12 +338,10 @@ async def reconcile_function(
         )
         for fv in published
     ]
-    floors = await _provisioned_floor(kube, namespace, name)
     for version in versions:
-        deployment = build_deployment(version, settings, owner=owner)
-        await _apply_deployment(
-            kube, deployment, replicas=initial_replicas(floors.get(version.version, 0))
-        )
+        # Created with 0 replicas; the gateway's autoscaler scales them (provisioned
+        # concurrency included) through /scale from then on.
+        await _apply_deployment(kube, build_deployment(version, settings, owner=owner), replicas=0)
     await _collect_garbage(kube, namespace=namespace, function=name, versions=versions)
     return {
         "state": "Active",

@@ -109,7 +109,8 @@ async def test_unpublished_code_change_collects_old_configmap() -> None:
     assert new["metadata"]["name"] != old["metadata"]["name"]
 
 
-async def test_provisioned_floor_is_the_initial_replica_count() -> None:
+async def test_deployments_start_at_zero_even_with_provisioned_aliases() -> None:
+    """The gateway scales to the provisioned floor; the operator must not double it."""
     kube = FakeKube()
     kube.put(
         {
@@ -120,7 +121,7 @@ async def test_provisioned_floor_is_the_initial_replica_count() -> None:
         }
     )
     await _reconcile(kube, _function(kube, publish=True))
-    assert kube.objects[("Deployment", "ns", "hello-v1")]["spec"]["replicas"] == 2
+    assert kube.objects[("Deployment", "ns", "hello-v1")]["spec"]["replicas"] == 0
     assert kube.objects[("Deployment", "ns", "hello-latest")]["spec"]["replicas"] == 0
 
 

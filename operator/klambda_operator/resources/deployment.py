@@ -1,8 +1,8 @@
 """The Deployment of one function version (published, or $LATEST). Pure and deterministic.
 
 ``spec.replicas`` is deliberately absent: after creation the gateway's autoscaler owns it
-through the ``/scale`` subresource (the operator only sets the initial value when it
-creates the object, see :func:`initial_replicas`).
+through the ``/scale`` subresource (the operator creates it with 0 replicas and never
+sends the field again, so server-side apply leaves the autoscaler's value alone).
 """
 
 from __future__ import annotations
@@ -56,11 +56,6 @@ class DeploymentSettings:
 def cpu_millis(memory_size: int) -> int:
     """CPU request proportional to memory (at least 50m)."""
     return max(50, round(memory_size * 1000 / MB_PER_VCPU))
-
-
-def initial_replicas(provisioned_concurrency: int) -> int:
-    """Replicas at creation: the provisioned floor, else zero (scale from zero)."""
-    return max(0, provisioned_concurrency)
 
 
 def _security_context() -> dict[str, Any]:
