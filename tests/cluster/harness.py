@@ -44,6 +44,7 @@ CONTROLLERS = (
     "serviceaccount-token-controller", "root-ca-certificate-publisher-controller",
     "endpoints-controller", "endpointslice-controller", "endpointslice-mirroring-controller",
     "pod-garbage-collector-controller", "resourcequota-controller", "disruption-controller",
+    "clusterrole-aggregation-controller", "cronjob-controller", "ttl-after-finished-controller",
 )
 
 

@@ -299,7 +299,7 @@ class PodWorker(threading.Thread):
         c.readiness = (ProbeState(c.spec["readinessProbe"], now)
                        if c.spec.get("readinessProbe") else None)
         log.info("pod %s/%s: started container %s pid %d: %s", self.ns, self.pod_name, c.name,
-                 c.popen.pid, argv[-3:])
+                 c.popen.pid, " ".join(argv[-3:])[:160])
 
     def _record_exit(self, c: Ctr, code: int) -> None:
         if code < 0:  # killed by a signal: report 128+signal like a container runtime
@@ -308,7 +308,7 @@ class PodWorker(threading.Thread):
         c.state = {"terminated": {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
                                   "startedAt": started, "finishedAt": rfc3339()}}
         if c.rec is not None:
-            stop_group(c.rec, grace=0.0)  # stray children of the container die with it
+            stop_group(c.rec, grace=0.0, popen=c.popen)  # stray children die with it
             self.ctx.unregister(c.rec)
         c.popen, c.rec = None, None
 
@@ -379,7 +379,7 @@ class PodWorker(threading.Thread):
         status: JSON = {
             "phase": self.phase, "hostIP": self.ctx.host_ip,
             "hostIPs": [{"ip": self.ctx.host_ip}], "podIP": self.ip, "podIPs": [{"ip": self.ip}],
-            "startTime": self.start_time, "qosClass": "BestEffort",
+            "startTime": self.start_time,
             "conditions": [
                 cond("PodReadyToStartContainers", True), cond("Initialized", self.initialized),
                 cond("ContainersReady", ready), cond("Ready", ready), cond("PodScheduled", True),

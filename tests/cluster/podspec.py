@@ -323,7 +323,7 @@ def mount_wrapper(*, container: JSON, volumes: VolumeSet, argv: list[str], workd
             "with unshare(1) available")
     q = shlex.quote
     lines = []
-    for m in mounts:
+    for m in mounts:  # outer mounts first; nested mountpoints are created inside volumes
         src = volumes.path(m["name"])
         if m.get("subPath"):
             src = os.path.join(src, m["subPath"])
@@ -333,8 +333,9 @@ def mount_wrapper(*, container: JSON, volumes: VolumeSet, argv: list[str], workd
         else:
             lines.append(f"mkdir -p {q(os.path.dirname(mp))}; [ -e {q(mp)} ] || : > {q(mp)}")
         lines.append(f"mount --bind {q(src)} {q(mp)}")
+    for m in reversed(mounts):  # read-only only after every nested mountpoint exists
         if m.get("readOnly"):
-            lines.append(f"mount -o remount,bind,ro {q(mp)}")
+            lines.append(f"mount -o remount,bind,ro {q(m['mountPath'])}")
     lines.append(f"mkdir -p {q(workdir)} && cd {q(workdir)}")
     lines.append('exec "$@"')
     return ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-ec",

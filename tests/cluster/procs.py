@@ -91,7 +91,12 @@ def spawn(
 
 
 def stop_group(rec: ProcRecord, *, grace: float = 10.0, popen: subprocess.Popen[bytes] | None = None) -> None:
-    """SIGTERM the process group, wait up to `grace`, then SIGKILL it; reap if we can."""
+    """SIGTERM the process group, wait up to `grace`, then SIGKILL it; reap if we can.
+
+    Without a Popen (another process started it) the group is only signalled while its leader
+    still has the recorded start time, so a recycled pid is never hit.
+    """
+    ours = popen is not None or rec.alive()
     rec.signal_group(signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
@@ -101,10 +106,11 @@ def stop_group(rec: ProcRecord, *, grace: float = 10.0, popen: subprocess.Popen[
             break
         time.sleep(0.05)
     # The leader may be gone while other members of its group live on: SIGKILL the group.
-    try:
-        os.killpg(rec.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+    if ours:
+        try:
+            os.killpg(rec.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
     if popen is not None:
         try:
             popen.wait(timeout=5)

@@ -28,9 +28,9 @@ req = urllib.request.Request(
     method="POST")
 user = json.load(urllib.request.urlopen(req, context=ctx))["status"]["userInfo"]
 report = {
-    "greeting_file": open("/etc/klambda-config/greeting").read(),
-    "renamed_file": open("/etc/klambda-config/sub/renamed.txt").read(),
-    "labels_file": open("/etc/podinfo/labels").read(),
+    "greeting_file": open("/srv/klambda-test/config/greeting").read(),
+    "renamed_file": open("/srv/klambda-test/config/sub/renamed.txt").read(),
+    "labels_file": open("/srv/klambda-test/podinfo/labels").read(),
     "env": {k: os.environ.get(k) for k in ("POD_NAME", "POD_NAMESPACE", "POD_IP", "APP_LABEL",
                                           "GREETING", "PASSWORD", "COMBINED")},
     "cwd": os.getcwd(), "sa_namespace": ns, "username": user["username"],
@@ -83,9 +83,9 @@ def test_configmap_volume_env_and_projected_token(k8s_cluster: TestCluster,
                     {"name": "COMBINED", "value": "$(POD_NAME)@$(POD_NAMESPACE)"},
                 ],
                 "volumeMounts": [
-                    {"name": "config", "mountPath": "/etc/klambda-config", "readOnly": True},
-                    {"name": "config-items", "mountPath": "/etc/klambda-config/sub"},
-                    {"name": "podinfo", "mountPath": "/etc/podinfo"},
+                    {"name": "config", "mountPath": "/srv/klambda-test/config", "readOnly": True},
+                    {"name": "config-items", "mountPath": "/srv/klambda-test/config/sub"},
+                    {"name": "podinfo", "mountPath": "/srv/klambda-test/podinfo"},
                 ],
             }],
         },
