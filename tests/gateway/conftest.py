@@ -1,4 +1,5 @@
-"""Fixtures of the gateway tests: a whole platform (gRPC + HTTP + scaler) per test."""
+"""Fixtures of the gateway tests: a whole platform per test - the real LocalRegistry, the
+real ZygoteLauncher starting real agents + runtimes, the gRPC server, the HTTP app."""
 
 from __future__ import annotations
 
@@ -8,13 +9,10 @@ from typing import Any
 
 import pytest
 
-from .fakes import FakeRegistry
+from klambda_runtime.launcher import ZygoteLauncher
+
 from .harness import Harness
-from .launchers import FakeAgentLauncher
-
-
-def _launcher_factory() -> Callable[[], Any]:
-    return FakeAgentLauncher
+from .local_ops import LocalOps
 
 
 @pytest.fixture
@@ -24,8 +22,8 @@ def make_platform(tmp_path: Path) -> Iterator[Callable[..., Harness]]:
 
     def make(**settings: Any) -> Harness:
         h = Harness(tmp_path / f"state{len(started)}",
-                    registry_factory=lambda: FakeRegistry(tmp_path / "registry"),
-                    launcher_factory=_launcher_factory(), **settings)
+                    registry_factory=lambda: LocalOps(tmp_path / "registry"),
+                    launcher_factory=ZygoteLauncher, **settings)
         started.append(h)
         return h.start()
 
