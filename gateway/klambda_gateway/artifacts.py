@@ -111,6 +111,8 @@ def fetch(url: str, *, field: str, timeout: float = FETCH_TIMEOUT_S) -> bytes:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
             data: bytes = resp.read(MAX_DOWNLOAD_BYTES + 1)
+    except urllib.error.HTTPError as exc:
+        raise ArtifactError(field, f"cannot fetch {url}: HTTP {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise ArtifactError(field, f"cannot fetch {url}: {reason}") from None

@@ -1,0 +1,266 @@
+"""LocalRegistry: apply results (created/configured/unchanged), all-or-nothing apply,
+publish-version (immutable, idempotent), declarative spec.publish, layer versions and layer
+resolution, alias checks, the read model (FunctionConfig / AliasConfig), persistence across
+reopen, delete cascades, and wait_changed."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from klambda_gateway.local_registry import ApplyError, LocalRegistry, NotFoundError
+from klambda_gateway.registry import LATEST, Destination
+from klambda_model import load_documents
+
+
+def fn(name: str = "hello", *, body: str = "return 1", extra: str = "") -> str:
+    return f"""
+apiVersion: klambda.io/v1alpha1
+kind: Function
+metadata: {{name: {name}}}
+spec:
+  runtime: python3.12
+  handler: app.handler
+  code:
+    inline:
+      app.py: |
+        def handler(event, context):
+            {body}
+{extra}
+"""
+
+
+def layer(name: str = "deps", *, value: str = "1", runtimes: str = "[python3.12]") -> str:
+    return f"""
+apiVersion: klambda.io/v1alpha1
+kind: Layer
+metadata: {{name: {name}}}
+spec:
+  content: {{inline: {{python/shared.py: "X = {value}\\n"}}}}
+  compatibleRuntimes: {runtimes}
+"""
+
+
+def alias(version: str = "1", *, extra: str = "", name: str = "live") -> str:
+    return f"""
+apiVersion: klambda.io/v1alpha1
+kind: Alias
+metadata: {{name: hello-{name}}}
+spec:
+  functionName: hello
+  name: {name}
+  functionVersion: "{version}"
+{extra}
+"""
+
+
+def docs(*parts: str) -> list[Any]:
+    return load_documents("---".join(parts))
+
+
+@pytest.fixture
+def reg(tmp_path: Path) -> Any:
+    registry = LocalRegistry(tmp_path / "state")
+    yield registry
+    registry.close()
+
+
+def test_apply_reports_created_unchanged_configured(reg: LocalRegistry) -> None:
+    assert reg.apply(docs(fn())) == ["function/hello created"]
+    assert reg.apply(docs(fn())) == ["function/hello unchanged"]
+    assert reg.apply(docs(fn(body="return 2"))) == ["function/hello configured"]
+    cfg = reg.function("default", "hello")
+    assert cfg is not None and cfg.latest.version == LATEST
+    assert (Path(cfg.latest.code_dir) / "app.py").read_text().strip().endswith("return 2")
+
+
+def test_latest_revision_changes_only_with_code_or_config(reg: LocalRegistry) -> None:
+    reg.apply(docs(fn()))
+    first = reg.version("default", "hello", LATEST)
+    reg.apply(docs(fn(extra="  reservedConcurrency: 3")))  # function-level: same revision
+    same = reg.version("default", "hello", LATEST)
+    reg.apply(docs(fn(extra="  timeout: 10")))
+    changed = reg.version("default", "hello", LATEST)
+    assert first is not None and same is not None and changed is not None
+    assert first.revision == same.revision != changed.revision
+    assert changed.timeout == 10
+
+
+def test_publish_version_is_immutable_and_idempotent(reg: LocalRegistry) -> None:
+    reg.apply(docs(fn()))
+    v1 = reg.publish_version("default", "hello", "first")
+    assert v1.version == "1"
+    assert reg.publish_version("default", "hello").version == "1"  # nothing changed
+    reg.apply(docs(fn(body="return 2")))
+    v2 = reg.publish_version("default", "hello")
+    assert v2.version == "2" and v2.revision != v1.revision
+    assert reg.version("default", "hello", "1") == v1
+    assert (Path(v1.code_dir) / "app.py").read_text().strip().endswith("return 1")
+    cfg = reg.function("default", "hello")
+    assert cfg is not None and cfg.published_versions == ("1", "2")
+    with pytest.raises(NotFoundError, match='function "nope" does not exist'):
+        reg.publish_version("default", "nope")
+
+
+def test_declarative_publish(reg: LocalRegistry) -> None:
+    assert reg.apply(docs(fn(extra="  publish: true"))) == [
+        "function/hello created (published version 1)"
+    ]
+    assert reg.apply(docs(fn(extra="  publish: true"))) == ["function/hello unchanged"]
+    assert reg.apply(docs(fn(body="return 2", extra="  publish: true"))) == [
+        "function/hello configured (published version 2)"
+    ]
+    assert reg.apply(docs(fn(body="return 2", extra="  publish: true\n  reservedConcurrency: 1"))
+                     ) == ["function/hello configured"]
+
+
+def test_layers_versions_and_resolution(reg: LocalRegistry) -> None:
+    out = reg.apply(docs(layer(), fn(extra="  layers: [deps]"), fn("pinned", extra="  layers: ['deps:1']")))
+    assert out == ["layer/deps created (version 1)", "function/hello created",
+                   "function/pinned created"]
+    hello1 = reg.version("default", "hello", LATEST)
+    pinned1 = reg.version("default", "pinned", LATEST)
+    assert hello1 is not None and pinned1 is not None
+    assert (Path(hello1.opt_dir) / "python" / "shared.py").read_text() == "X = 1\n"
+    assert reg.apply(docs(layer(value="2"))) == ["layer/deps configured (version 2)"]
+    hello2 = reg.version("default", "hello", LATEST)
+    assert hello2 is not None and hello2.revision != hello1.revision
+    assert (Path(hello2.opt_dir) / "python" / "shared.py").read_text() == "X = 2\n"
+    assert reg.version("default", "pinned", LATEST) == pinned1
+    assert [(la["name"], la["version"]) for la in reg.list_layers()] == [("deps", 1), ("deps", 2)]
+
+
+def test_layer_errors(reg: LocalRegistry) -> None:
+    with pytest.raises(ApplyError) as info:
+        reg.apply(docs(fn(extra="  layers: [nope]")))
+    assert info.value.errors == [
+        ('function/hello: spec.layers[0]: Layer "nope" does not exist in this namespace; apply a '
+        "Layer named nope first (or fix the name)")
+    ]
+    reg.apply(docs(layer()))
+    with pytest.raises(ApplyError) as info:
+        reg.apply(docs(fn(extra="  layers: ['deps:7']")))
+    assert info.value.errors == [
+        ('function/hello: spec.layers[0]: Layer "deps" has no version 7 (versions: 1); use one '
+        "of them or just deps for the latest")
+    ]
+    reg.apply(docs(layer("py311", runtimes="[python3.11]")))
+    with pytest.raises(ApplyError) as info:
+        reg.apply(docs(fn(extra="  layers: [py311]")))
+    assert info.value.errors == [
+        ('function/hello: spec.layers[0]: Layer "py311" version 1 is compatible with python3.11, '
+        "not python3.12; add python3.12 to its compatibleRuntimes or use another layer")
+    ]
+
+
+def test_apply_is_all_or_nothing(reg: LocalRegistry) -> None:
+    generation = reg.generation
+    with pytest.raises(ApplyError) as info:
+        reg.apply(docs(layer(), fn(), alias("3")))
+    assert info.value.errors == [
+        ('alias/hello-live: spec.functionVersion: function "hello" has no version 3 (published: '
+        "none yet); publish one with `klambda publish-version hello` or set spec.publish: true "
+        "on the Function")
+    ]
+    assert reg.generation == generation
+    assert reg.functions() == [] and reg.list_layers() == []
+
+
+def test_aliases(reg: LocalRegistry) -> None:
+    out = reg.apply(docs(fn(extra="  publish: true"), alias("1", extra="  provisionedConcurrency: 2")))
+    assert out == ["function/hello created (published version 1)", "alias/hello-live created"]
+    # a new version and weights in the same apply: the function is applied first
+    out = reg.apply(docs(
+        fn(body="return 2", extra="  publish: true"),
+        alias("1", extra="  routingConfig: {additionalVersionWeights: {'2': 0.25}}"),
+    ))
+    assert out == ["function/hello configured (published version 2)",
+                   "alias/hello-live configured"]
+    cfg = reg.alias("default", "hello", "live")
+    assert cfg is not None
+    assert (cfg.function_version, dict(cfg.additional_version_weights),
+            cfg.provisioned_concurrency) == ("1", {"2": 0.25}, 0)
+    with pytest.raises(ApplyError) as info:
+        reg.apply(docs(alias("1", extra="  routingConfig: {additionalVersionWeights: {'5': 0.1}}")))
+    assert "additionalVersionWeights[\"5\"]: function \"hello\" has no version 5 (published: 1, 2)" \
+        in info.value.errors[0]
+    with pytest.raises(ApplyError) as info:
+        reg.apply(docs(alias("1", name="live").replace("hello-live", "other")))
+    assert info.value.errors == [
+        ("alias/other: spec.name: function hello already has an alias named live (alias/hello-live);"
+        " choose another name")
+    ]
+    with pytest.raises(ApplyError, match='function "ghost" does not exist'):
+        reg.apply(docs(alias().replace("functionName: hello", "functionName: ghost")))
+
+
+def test_function_config_carries_concurrency_and_event_config(reg: LocalRegistry) -> None:
+    reg.apply(docs(fn(extra="""  reservedConcurrency: 0
+  eventInvokeConfig:
+    maximumRetryAttempts: 1
+    maximumEventAgeInSeconds: 120
+    destinationConfig: {onFailure: {function: audit}, onSuccess: {arn: "arn:aws:sqs:r:1:q"}}""")))
+    cfg = reg.function("default", "hello")
+    assert cfg is not None and cfg.reserved_concurrency == 0
+    eic = cfg.event_invoke_config
+    assert (eic.maximum_retry_attempts, eic.maximum_event_age_seconds) == (1, 120)
+    assert eic.on_failure == Destination(function="audit")
+    assert eic.on_success == Destination(arn="arn:aws:sqs:r:1:q")
+
+
+def test_state_survives_reopen(tmp_path: Path) -> None:
+    first = LocalRegistry(tmp_path / "s")
+    first.apply(docs(layer(), fn(extra="  layers: [deps]\n  publish: true"), alias("1")))
+    before = (first.functions(), first.aliases(), first.list_layers(), first.list_versions())
+    first.close()
+    second = LocalRegistry(tmp_path / "s")
+    try:
+        assert (second.functions(), second.aliases(), second.list_layers(),
+                second.list_versions()) == before
+        assert second.apply(docs(fn(extra="  layers: [deps]\n  publish: true"))) == [
+            "function/hello unchanged"]
+        second.apply(docs(fn(body="return 3", extra="  layers: [deps]\n  publish: true")))
+        cfg = second.function("default", "hello")
+        assert cfg is not None and cfg.published_versions == ("1", "2")
+    finally:
+        second.close()
+
+
+def test_delete(reg: LocalRegistry) -> None:
+    reg.apply(docs(layer(), fn(extra="  layers: [deps]\n  publish: true"), alias("1")))
+    with pytest.raises(ApplyError) as info:
+        reg.delete([("layer", "default", "deps")])
+    assert info.value.errors == [
+        ("layer/deps: used by function/hello (spec.layers); remove it there first or delete both "
+        "together")
+    ]
+    assert reg.delete([("function", "default", "hello"), ("Layer", "default", "deps")]) == [
+        "function/hello deleted", "alias/hello-live deleted (its function was deleted)",
+        "layer/deps deleted",
+    ]
+    assert reg.functions() == [] and reg.aliases() == [] and reg.list_layers() == []
+    assert reg.version("default", "hello", "1") is None
+    assert reg.delete([("function", "default", "hello")]) == [
+        "function/hello not found (nothing to delete)"]
+
+
+def test_namespaces_are_separate(reg: LocalRegistry) -> None:
+    reg.apply(load_documents(fn(), default_namespace="team-a"))
+    assert reg.function("team-a", "hello") is not None
+    assert reg.function("default", "hello") is None
+
+
+async def test_wait_changed_wakes_on_apply_from_another_thread(reg: LocalRegistry) -> None:
+    generation = reg.generation
+    waiter = asyncio.ensure_future(reg.wait_changed(generation))
+    await asyncio.sleep(0.01)
+    assert not waiter.done()
+    thread = threading.Thread(target=reg.apply, args=(docs(fn()),))
+    thread.start()
+    new = await asyncio.wait_for(waiter, 5)
+    thread.join(5)
+    assert new == reg.generation > generation
+    assert await reg.wait_changed(generation) == new  # already different: immediate
