@@ -45,8 +45,19 @@ def _send(sock: socket.socket, message: dict[str, Any]) -> bool:
         return False
 
 
+def become_subreaper() -> bool:
+    """Adopt orphaned descendants (Linux PR_SET_CHILD_SUBREAPER) so they get reaped here."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(36, 1, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
 def _reap(sock: socket.socket, children: set[int]) -> None:
-    while children:
+    while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
@@ -54,8 +65,9 @@ def _reap(sock: socket.socket, children: set[int]) -> None:
             return
         if pid == 0:
             return
-        children.discard(pid)
-        _send(sock, {"exit": pid, "returncode": os.waitstatus_to_exitcode(status)})
+        if pid in children:  # (a subreaper also reaps adopted orphans: not reported)
+            children.discard(pid)
+            _send(sock, {"exit": pid, "returncode": os.waitstatus_to_exitcode(status)})
 
 
 def _run_child(

@@ -79,6 +79,9 @@ def main() -> int:
     gc.freeze()
     from klambda_runtime import forkserver
 
+    # Runtime processes orphaned by a killed environment are reaped here, not left to
+    # whatever PID 1 is.
+    forkserver.become_subreaper()
     forkserver.serve(sock, agent_child_main, kill_children_on_eof=False)
     return 0
 

@@ -1,0 +1,134 @@
+"""The environment's life: draining on SIGTERM (the in-flight invocation is still answered),
+the gateway's Shutdown message, reconnecting after the gateway restarts (the runtime stays
+warm), SIGKILL of the whole process group, the exit status the launcher reports, and the
+SubprocessLauncher fallback (a fresh interpreter per environment).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+
+import psutil
+import pytest
+
+from klambda_runtime.launcher import SubprocessLauncher
+from klambda_runtime.testing import TestGateway
+
+from .conftest import Environments, write_function
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+APP = '''
+import time
+STATE = {"calls": 0}
+
+def handler(event, context):
+    STATE["calls"] += 1
+    time.sleep(event.get("sleep", 0))
+    return {"calls": STATE["calls"]}
+'''
+
+
+def _group(pgid: int) -> list[psutil.Process]:
+    out = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+                out.append(proc)
+        except (ProcessLookupError, psutil.Error):
+            pass
+    return out
+
+
+async def test_sigterm_during_invocation_still_answers(envs: Environments) -> None:
+    spec, env = await envs.function({"app.py": APP}, timeout=5)
+    gw = envs.gateway
+    pending = asyncio.ensure_future(gw.invoke(spec.environment_id, b'{"sleep": 0.5}'))
+    await asyncio.sleep(0.15)
+    env.terminate()
+    result = await pending
+    assert result.function_error == ""
+    assert json.loads(result.payload) == {"calls": 1}
+    assert gw.connections[spec.environment_id].draining
+    assert await asyncio.wait_for(env.wait(), 10) == 0
+    assert _group(env.pid) == []  # runtime and template are gone too
+
+
+async def test_sigterm_when_idle_exits_promptly(envs: Environments) -> None:
+    spec, env = await envs.function({"app.py": APP})
+    env.terminate()
+    assert await asyncio.wait_for(env.wait(), 5) == 0
+
+
+async def test_gateway_shutdown_message(envs: Environments) -> None:
+    spec, env = await envs.function({"app.py": APP})
+    await envs.gateway.shutdown(spec.environment_id, "scale down")
+    assert await asyncio.wait_for(env.wait(), 5) == 0
+
+
+async def test_kill_takes_down_the_whole_environment(envs: Environments) -> None:
+    spec, env = await envs.function({"app.py": APP})
+    await envs.gateway.invoke(spec.environment_id, b"{}")
+    members = _group(env.pid)
+    assert len(members) >= 3  # agent, runtime template, runtime
+    env.kill()
+    assert await asyncio.wait_for(env.wait(), 5) == -9
+    await asyncio.sleep(0.2)
+    assert _group(env.pid) == []
+
+
+async def test_reconnect_after_gateway_restart(tmp_path) -> None:
+    code = write_function(tmp_path / "code", {"app.py": APP})
+    gw = TestGateway()
+    address = await gw.start()
+    port = int(address.rsplit(":", 1)[1])
+    from klambda_runtime.launcher import ZygoteLauncher
+
+    launcher = ZygoteLauncher(env={**os.environ, "KLAMBDA_AGENT_RECONNECT_MAX": "0.2"})
+    holder = Environments(gw, launcher, tmp_path)
+    try:
+        spec = holder.spec(code)
+        env = await holder.start(spec)
+        first = await gw.invoke(spec.environment_id, b"{}")
+        assert json.loads(first.payload) == {"calls": 1}
+        await gw.stop(None)
+        await asyncio.sleep(0.3)
+        gw2 = TestGateway(port)
+        await gw2.start()
+        holder.gateway = gw2
+        ready = await gw2.wait_ready(spec.environment_id, timeout=10)
+        assert ready.init_error_type == ""
+        second = await gw2.invoke(spec.environment_id, b"{}")
+        # Same runtime process: state survived the reconnect, no new init.
+        assert json.loads(second.payload) == {"calls": 2}
+        assert second.init_duration_ms == 0
+        env.terminate()
+        assert await asyncio.wait_for(env.wait(), 10) == 0
+        await gw2.stop(None)
+    finally:
+        await holder.close()
+        await launcher.close()
+
+
+async def test_subprocess_launcher(gateway: TestGateway, tmp_path) -> None:
+    code = write_function(tmp_path / "code", {"app.py": APP})
+    holder = Environments(gateway, SubprocessLauncher(), tmp_path)
+    try:
+        spec = holder.spec(code)
+        env = await holder.start(spec)
+        result = await gateway.invoke(spec.environment_id, b"{}")
+        assert json.loads(result.payload) == {"calls": 1} and result.init_duration_ms > 0
+        env.terminate()
+        assert await asyncio.wait_for(env.wait(), 10) == 0
+    finally:
+        await holder.close()
+
+
+async def test_bad_description_exits_with_a_message(envs: Environments, tmp_path) -> None:
+    spec = envs.spec(tmp_path / "does-not-exist")
+    env = await envs.start(spec, ready=False)
+    assert await asyncio.wait_for(env.wait(), 5) == 1
+    log = open(spec.log_path).read()
+    assert "does not exist" in log and "materialise the function's code" in log
