@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .client import Client
-from .errors import EXIT_FUNCTION_ERROR, EXIT_OK, UsageError
+from .errors import EXIT_FUNCTION_ERROR, EXIT_OK, ServiceError, UsageError
 from .output import spinner, table
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -292,18 +292,34 @@ def cmd_up(args: argparse.Namespace) -> int:
     if files:
         read_manifests(files, namespace="default")  # fail fast, before starting anything
     import asyncio
+    import logging
 
     try:
         from klambda_gateway.local import run_local
+        from klambda_gateway.local_registry import ApplyError
         from klambda_gateway.settings import LocalSettings
     except ImportError as exc:
         raise UsageError(f"the local platform is not available in this installation ({exc})") \
             from None
-    settings = LocalSettings.from_env(host=args.host, port=args.port, state_dir=args.state_dir)
+    try:
+        settings = LocalSettings.from_env(host=args.host, port=args.port,
+                                          state_dir=args.state_dir)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     print(f"klambda: starting on http://{args.host}:{args.port} (state in {args.state_dir}); "
           "Ctrl-C stops", file=sys.stderr)
     try:
         asyncio.run(run_local(settings, manifests=files))
     except KeyboardInterrupt:
         pass
+    except ApplyError as exc:
+        raise UsageError("the manifests cannot be applied (the platform did not start):",
+                         exc.errors) from None
+    except OSError as exc:
+        raise ServiceError(
+            status=0, code="StartupError",
+            message=f"cannot start: {exc} (is port {args.port} in use? choose another with "
+            "--port)",
+        ) from None
     return EXIT_OK
