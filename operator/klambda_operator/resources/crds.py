@@ -63,11 +63,8 @@ def _bounded_int(
     schema["x-kubernetes-validations"] = [
         _rule(
             f"self >= {low} && self <= {high}",
-            f"{field} must be between {low} and {high} {unit}",
-            message_expression=(
-                f"'{field}: ' + string(self) + ' is outside the allowed range {low}..{high} "
-                f"{unit}; set a value in that range'"
-            ),
+            f"{field} is outside the allowed range {low}..{high} {unit}; set a value in that "
+            "range",
         )
     ]
     return schema
@@ -203,11 +200,8 @@ def function_spec_schema() -> Schema:
                 "x-kubernetes-validations": [
                     _rule(
                         f"self.size() <= {MAX_LAYERS}",
-                        f"spec.layers: at most {MAX_LAYERS} layers; merge some layers",
-                        message_expression=(
-                            "'spec.layers: ' + string(self.size()) + ' layers given, at most "
-                            f"{MAX_LAYERS} are allowed; merge some of them into one layer'"
-                        ),
+                        f"spec.layers: at most {MAX_LAYERS} layers are allowed; merge some of "
+                        "them into one layer",
                     )
                 ],
             },
