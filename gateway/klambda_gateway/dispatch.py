@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 Key = tuple[str, str, str, str]
 SYNC = "sync"
 ASYNC = "async"
+# an environment that has not answered this long after the function timeout is stopped
+OVERDUE_GRACE_SECONDS = 15.0
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,8 @@ class Dispatcher:
         self._by_id: dict[str, Environment] = {}
         # called with the key when an invocation is queued with no idle environment
         self.on_demand: Callable[[Key], None] = lambda key: None
+        # called with an environment id that must be stopped (it stopped answering)
+        self.on_stuck: Callable[[str], None] = lambda environment_id: None
 
     # ---------------------------------------------------------------- pools
     def pool_for(self, version: FunctionVersion) -> Pool:
@@ -194,8 +198,26 @@ class Dispatcher:
         env.current = pending
         env.current_started = now
         pending.invocation.queued_ms = (now - pending.enqueued_at) * 1000.0
+        pool = self.pools.get(env.key)
+        timeout = pool.version.timeout if pool is not None else 900
+        pending.timer = asyncio.get_running_loop().call_later(
+            timeout + OVERDUE_GRACE_SECONDS, self._overdue, env, pending)
         assert env.outbox is not None
         env.outbox.put_nowait(pb.GatewayMessage(invocation=pending.invocation))
+
+    def _overdue(self, env: Environment, pending: Pending) -> None:
+        """The agent enforces the timeout; if even so no Result came, give up on it."""
+        if env.current is not pending:
+            return
+        env.current = None
+        self._fail(pending, env, "Runtime.Unknown",
+                   "Error: the execution environment did not answer within the function "
+                   f"timeout + {OVERDUE_GRACE_SECONDS:g} s and was stopped")
+        self._unidle(env)
+        env.state = EnvState.DRAINING
+        if env.outbox is not None:
+            env.outbox.put_nowait(None)
+        self.on_stuck(env.environment_id)
 
     def _make_idle(self, env: Environment) -> None:
         pool = self.pools.get(env.key)
@@ -258,6 +280,8 @@ class Dispatcher:
                         env.environment_id, result.request_id)
             return
         env.current = None
+        if pending.timer is not None:
+            pending.timer.cancel()
         cold = None
         if result.init_duration_ms > 0 or (env.invocations == 0 and not env.provisioned):
             start_ms = 0.0
@@ -326,6 +350,8 @@ class Dispatcher:
             env.outbox.put_nowait(None)
         if env.current is not None:
             pending, env.current = env.current, None
+            if pending.timer is not None:
+                pending.timer.cancel()
             self._fail(pending, env, "Runtime.ExitError",
                        f"Error: Runtime exited with error: {reason}")
         if pool is None or not never_ready:

@@ -54,6 +54,7 @@ class Autoscaler:
         self._provisioned_gen = -1
         self._provisioned: dict[Key, int] = {}
         dispatcher.on_demand = self.kick
+        dispatcher.on_stuck = lambda env_id: self._spawn(self._scaler.stop([env_id]))
 
     # ---------------------------------------------------------------- inputs
     def provisioned_targets(self) -> dict[Key, int]:

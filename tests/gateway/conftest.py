@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from klambda_runtime.launcher import ZygoteLauncher
 
 from .harness import Harness

@@ -21,11 +21,11 @@ T = TypeVar("T")
 class Harness:
     def __init__(self, state_dir: Path, *, registry_factory: Callable[[], Any],
                  launcher_factory: Callable[[], Any], **settings: Any) -> None:
-        defaults: dict[str, Any] = dict(port=0, state_dir=str(state_dir),
-                                        keep_warm_seconds=30.0, scale_tick_seconds=0.1,
-                                        async_retry_base_seconds=0.2,
-                                        async_throttle_delay_seconds=0.1,
-                                        async_poll_seconds=0.2, stop_grace_seconds=2.0)
+        defaults: dict[str, Any] = {"port": 0, "state_dir": str(state_dir),
+                                        "keep_warm_seconds": 30.0, "scale_tick_seconds": 0.1,
+                                        "async_retry_base_seconds": 0.2,
+                                        "async_throttle_delay_seconds": 0.1,
+                                        "async_poll_seconds": 0.2, "stop_grace_seconds": 2.0}
         defaults.update(settings)
         self.settings = GatewaySettings(**defaults)
         self._registry_factory = registry_factory

@@ -80,7 +80,7 @@ def test_retries_then_on_failure_destination(platform: Harness, tmp_path: Path) 
 
 
 def test_on_success_destination(platform: Harness, tmp_path: Path) -> None:
-    work, audit = setup(platform, tmp_path, config=EventInvokeConfig(
+    _work, audit = setup(platform, tmp_path, config=EventInvokeConfig(
         on_success=Destination(function="audit")))
     event(platform, {"n": 5})
     record = wait_for(lambda: marks(audit), timeout=20)[0]

@@ -1,0 +1,138 @@
+"""The Dispatcher in-process (its environment side driven directly, as the gRPC server
+does): FIFO per key, synchronous before asynchronous work, provisioned environments used
+first, bounded queue wait, one invocation per environment, a crash during start failing
+the waiting invocation, stop() never touching a busy environment, autoscaler kick."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from klambda_gateway.autoscaler import EnvState
+from klambda_gateway.dispatch import ASYNC, SYNC, Dispatcher, Environment
+from klambda_gateway.errors import TooManyRequests
+from klambda_gateway.registry import FunctionVersion
+from klambda_proto import environment_pb2 as pb
+
+FV = FunctionVersion(namespace="default", function_name="f", version="$LATEST", revision="r1",
+                     runtime="python3.12", handler="app.handler", memory_size=128, timeout=3)
+
+
+def connect(d: Dispatcher, env_id: str, *, provisioned: bool = False
+            ) -> tuple[Environment, asyncio.Queue[pb.GatewayMessage | None]]:
+    d.add_starting(FV, env_id, provisioned=provisioned)
+    outbox: asyncio.Queue[pb.GatewayMessage | None] = asyncio.Queue()
+    env = d.connected(pb.Register(namespace="default", function_name="f", version="$LATEST",
+                                  environment_id=env_id), outbox)
+    assert env is not None
+    return env, outbox
+
+
+def invoke(d: Dispatcher, rid: str, kind: str = SYNC, timeout: float = 5) -> asyncio.Task:  # type: ignore[type-arg]
+    return asyncio.ensure_future(d.invoke(FV, pb.Invocation(request_id=rid), kind=kind,
+                                          queue_timeout=timeout))
+
+
+def sent(outbox: asyncio.Queue[pb.GatewayMessage | None]) -> list[str]:
+    out = []
+    while not outbox.empty():
+        msg = outbox.get_nowait()
+        if msg is not None and msg.WhichOneof("kind") == "invocation":
+            out.append(msg.invocation.request_id)
+    return out
+
+
+async def test_sync_before_async_and_fifo() -> None:
+    d = Dispatcher()
+    kicks: list[object] = []
+    d.on_demand = kicks.append
+    env, outbox = connect(d, "e1")
+    tasks = [invoke(d, "a1", ASYNC), invoke(d, "s1"), invoke(d, "a2", ASYNC), invoke(d, "s2")]
+    await asyncio.sleep(0)
+    assert len(kicks) == 4 and d.pools[FV.key].queued == 4
+    d.ready(env, pb.Ready(init_duration_ms=5))
+    order = []
+    for _ in range(4):
+        (rid,) = sent(outbox)
+        order.append(rid)
+        d.result(env, pb.Result(request_id=rid, payload=b"1"))
+    assert order == ["s1", "s2", "a1", "a2"]
+    outcomes = await asyncio.gather(*tasks)
+    assert [o.result.request_id for o in outcomes] == ["a1", "s1", "a2", "s2"]
+    assert outcomes[1].cold is not None and outcomes[1].cold.init_ms == 5
+    assert outcomes[0].cold is None and env.state is EnvState.IDLE
+
+
+async def test_one_invocation_per_environment_and_provisioned_first() -> None:
+    d = Dispatcher()
+    od, od_out = connect(d, "od")
+    pc, pc_out = connect(d, "pc", provisioned=True)
+    d.ready(od, pb.Ready())
+    d.ready(pc, pb.Ready())
+    t1 = invoke(d, "r1")
+    await asyncio.sleep(0)
+    assert sent(pc_out) == ["r1"] and sent(od_out) == []
+    t2, t3 = invoke(d, "r2"), invoke(d, "r3")
+    await asyncio.sleep(0)
+    assert sent(od_out) == ["r2"] and d.pools[FV.key].queued == 1
+    d.result(pc, pb.Result(request_id="r1"))
+    assert sent(pc_out) == ["r3"]
+    d.result(od, pb.Result(request_id="r2"))
+    d.result(pc, pb.Result(request_id="r3"))
+    await asyncio.gather(t1, t2, t3)
+
+
+async def test_queue_timeout() -> None:
+    d = Dispatcher()
+    with pytest.raises(TooManyRequests) as info:
+        await invoke(d, "r1", timeout=0.05)
+    assert info.value.reason == "FunctionInvocationRateLimitExceeded"
+    assert d.pools[FV.key].queued == 0
+
+
+async def test_crash_during_start_fails_waiting_invocation() -> None:
+    d = Dispatcher()
+    d.add_starting(FV, "e1", provisioned=False)
+    task = invoke(d, "r1")
+    await asyncio.sleep(0)
+    d.gone("e1", reason="exit status 1")
+    outcome = await asyncio.wait_for(task, 1)
+    assert outcome.result.function_error == "Unhandled"
+    assert outcome.result.error_type == "Runtime.ExitError"
+    assert b"exit status 1" in outcome.result.payload
+
+
+async def test_lost_environment_fails_in_flight() -> None:
+    d = Dispatcher()
+    env, outbox = connect(d, "e1")
+    d.ready(env, pb.Ready())
+    task = invoke(d, "r1")
+    await asyncio.sleep(0)
+    d.disconnected(env)
+    outcome = await asyncio.wait_for(task, 1)
+    assert outcome.result.error_type == "Runtime.ExitError"
+    assert "e1" not in d.pools[FV.key].environments
+
+
+async def test_stop_skips_busy_and_draining_sends_shutdown() -> None:
+    d = Dispatcher()
+    busy, _ = connect(d, "busy")
+    idle, idle_out = connect(d, "idle")
+    d.ready(busy, pb.Ready())
+    task = invoke(d, "r1")
+    await asyncio.sleep(0)
+    d.ready(idle, pb.Ready())
+    assert d.stop(["busy", "idle"]) == ["idle"]
+    msgs = [idle_out.get_nowait(), idle_out.get_nowait()]
+    assert msgs[0] is not None and msgs[0].WhichOneof("kind") == "shutdown" and msgs[1] is None
+    d.result(busy, pb.Result(request_id="r1"))
+    await task
+    assert busy.state is EnvState.IDLE
+
+
+async def test_result_for_unknown_request_is_ignored() -> None:
+    d = Dispatcher()
+    env, _ = connect(d, "e1")
+    d.ready(env, pb.Ready())
+    d.result(env, pb.Result(request_id="nobody"))
+    assert env.state is EnvState.IDLE
