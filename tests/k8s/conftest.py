@@ -9,8 +9,8 @@ operator and gateway as local processes authenticated as those chart ServiceAcco
 from __future__ import annotations
 
 import itertools
-import re
 import os
+import re
 import shutil
 import signal
 import socket
