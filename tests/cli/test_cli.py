@@ -1,0 +1,219 @@
+"""The klambda CLI as real subprocesses: --help everywhere, apply/get/publish-version/delete
+against a real admin API server, exit codes (0, 2 usage/invalid manifests, 3 unreachable or
+service errors) and readable messages; invoke and logs against a real `klambda up` running
+the examples (results, function errors -> 1, unknown function -> 3, --log, --event,
+--dry-run, aliases)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .adminserver import AdminServer, free_port
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples"
+KLAMBDA = [sys.executable, "-m", "klambda_cli.main"]
+
+
+def klambda(*args: str, endpoint: str | None = None, stdin: str | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    extra = ["--endpoint", endpoint] if endpoint else []
+    return subprocess.run([*KLAMBDA, *args, *extra], capture_output=True, text=True,
+                          input=stdin, timeout=timeout, cwd=REPO)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[AdminServer]:
+    srv = AdminServer(tmp_path / "state")
+    try:
+        yield srv
+    finally:
+        srv.close()
+
+
+def test_help_everywhere() -> None:
+    top = klambda("--help")
+    assert top.returncode == 0
+    for word in ("up", "apply", "delete", "get", "invoke", "publish-version", "logs",
+                 "exit codes", "KLAMBDA_ENDPOINT"):
+        assert word in top.stdout
+    for command in ("up", "apply", "delete", "get", "invoke", "publish-version", "logs"):
+        result = klambda(command, "--help")
+        assert result.returncode == 0 and "usage: klambda " + command in result.stdout
+
+
+def test_usage_errors_exit_2() -> None:
+    assert klambda().returncode == 2
+    assert klambda("get", "gadgets").returncode == 2
+    missing = klambda("apply", "-f", "/nonexistent.yaml")
+    assert missing.returncode == 2
+    assert "error: /nonexistent.yaml: no such file or directory" in missing.stderr
+    bad_payload = klambda("invoke", "hello", "--payload", "{not json")
+    assert bad_payload.returncode == 2 and "--payload is not valid JSON" in bad_payload.stderr
+
+
+def test_unreachable_platform_exit_3() -> None:
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    result = klambda("get", "functions", endpoint=endpoint)
+    assert result.returncode == 3
+    assert f"cannot reach the klambda platform at {endpoint}" in result.stderr
+    assert "is `klambda up` running?" in result.stderr
+
+
+def test_invalid_manifest_lists_every_error_exit_2(server: AdminServer, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((EXAMPLES / "hello.yaml").read_text()
+                   .replace("memorySize: 128", "memorySize: 64")
+                   .replace("timeout: 3 ", "timeout: 1000 "))
+    result = klambda("apply", "-f", str(bad), endpoint=server.endpoint)
+    assert result.returncode == 2
+    assert f"{bad}[0] Function/hello: spec.memorySize: 64 is below the minimum 128" \
+        in result.stderr
+    assert f"{bad}[0] Function/hello: spec.timeout: 1000 is above the maximum 900" \
+        in result.stderr
+    assert "nothing was applied" in result.stderr
+    assert server.registry.functions() == []
+
+
+def test_apply_get_publish_delete(server: AdminServer) -> None:
+    ep = server.endpoint
+    result = klambda("apply", "-f", str(EXAMPLES), endpoint=ep)
+    assert result.returncode == 0, result.stderr
+    assert "layer/shared-deps created (version 1)" in result.stdout
+    assert "function/canary created (published version 1)" in result.stdout
+    assert "alias/canary-live created" in result.stdout
+    again = klambda("apply", "-f", str(EXAMPLES), endpoint=ep)
+    assert all(line.endswith("unchanged") for line in again.stdout.splitlines())
+
+    table = klambda("get", "functions", endpoint=ep).stdout.splitlines()
+    assert table[0].split()[:3] == ["NAME", "RUNTIME", "HANDLER"]
+    assert {row.split()[0] for row in table[1:]} >= {"hello", "canary", "orders", "ric"}
+
+    step2 = klambda("apply", "-f", str(EXAMPLES / "canary-step-2"), endpoint=ep)
+    assert step2.stdout.splitlines() == ["function/canary configured (published version 2)",
+                                         "alias/canary-live configured"]
+    aliases = klambda("get", "aliases", "canary", endpoint=ep).stdout.splitlines()
+    assert aliases[1].split() == ["canary", "live", "1", "1=80%,2=20%", "1"]
+
+    published = klambda("publish-version", "hello", "-d", "first", endpoint=ep)
+    assert published.stdout.strip() == "function/hello published version 1"
+    unchanged = klambda("publish-version", "hello", endpoint=ep)
+    assert "unchanged since version 1" in unchanged.stdout
+    versions = klambda("get", "versions", "hello", "-o", "json", endpoint=ep)
+    assert '"version": "1"' in versions.stdout and '"description": "first"' in versions.stdout
+
+    gone = klambda("delete", "-f", str(EXAMPLES / "alias.yaml"), endpoint=ep)
+    assert gone.stdout.splitlines() == ["alias/canary-live deleted", "function/canary deleted"]
+    one = klambda("delete", "function", "hello", endpoint=ep)
+    assert one.stdout.strip() == "function/hello deleted"
+    missing = klambda("publish-version", "hello", endpoint=ep)
+    assert missing.returncode == 3 and "ResourceNotFoundException" in missing.stderr
+
+
+def test_apply_from_stdin_into_namespace(server: AdminServer) -> None:
+    text = (EXAMPLES / "hello.yaml").read_text().replace("namespace: default", "")
+    result = klambda("apply", "-f", "-", "-n", "team-a", stdin=text, endpoint=server.endpoint)
+    assert result.returncode == 0 and result.stdout.strip() == "function/hello created"
+    assert server.registry.function("team-a", "hello") is not None
+    listed = klambda("get", "functions", "-A", endpoint=server.endpoint).stdout.splitlines()
+    assert listed[1].split()[:2] == ["team-a", "hello"]
+
+
+# --- against a real platform ------------------------------------------------------------
+
+FAILING = """
+apiVersion: klambda.io/v1alpha1
+kind: Function
+metadata: {name: broken}
+spec:
+  runtime: python3.12
+  handler: app.handler
+  code: {inline: {app.py: "def handler(e, c):\\n    raise ValueError('boom')\\n"}}
+"""
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    state = tmp_path_factory.mktemp("up")
+    (state / "broken.yaml").write_text(FAILING)
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [*KLAMBDA, "up", "--port", str(port), "--state-dir", str(state / "state"),
+         "-f", str(EXAMPLES / "hello.yaml"), "-f", str(EXAMPLES / "alias.yaml"),
+         "-f", str(state / "broken.yaml")],
+        stdout=subprocess.DEVNULL, stderr=open(state / "up.log", "wb"), cwd=REPO,
+        start_new_session=True, env={**os.environ, "KLAMBDA_KEEP_WARM_SECONDS": "30"},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(endpoint + "/healthz", timeout=1).read()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("klambda up did not start: "
+                                       + (state / "up.log").read_text()) from None
+                time.sleep(0.1)
+        yield endpoint
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+def test_invoke_quick_start(platform: str) -> None:
+    result = klambda("invoke", "hello", "--payload", '{"name":"you"}', endpoint=platform)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == '{"hello": "you", "greeting": "hi"}'
+
+
+def test_invoke_payload_from_file_and_log(platform: str, tmp_path: Path) -> None:
+    payload = tmp_path / "p.json"
+    payload.write_text('{"name": "file"}')
+    result = klambda("invoke", "hello", "--payload", f"@{payload}", "--log", endpoint=platform)
+    assert result.returncode == 0
+    assert '"hello": "file"' in result.stdout
+    assert "START RequestId:" in result.stderr and "REPORT RequestId:" in result.stderr
+
+
+def test_invoke_function_error_exit_1(platform: str) -> None:
+    result = klambda("invoke", "broken", endpoint=platform)
+    assert result.returncode == 1
+    assert '"errorType": "ValueError"' in result.stdout
+    assert "function error (Unhandled)" in result.stderr
+
+
+def test_invoke_unknown_function_exit_3(platform: str) -> None:
+    result = klambda("invoke", "nope", endpoint=platform)
+    assert result.returncode == 3
+    assert "ResourceNotFoundException" in result.stderr
+
+
+def test_invoke_event_dry_run_and_alias(platform: str) -> None:
+    event = klambda("invoke", "hello", "--event", endpoint=platform)
+    assert event.returncode == 0 and "accepted (202)" in event.stderr
+    dry = klambda("invoke", "hello", "--dry-run", endpoint=platform)
+    assert dry.returncode == 0 and "dry run ok (204)" in dry.stderr
+    live = klambda("invoke", "canary:live", endpoint=platform)
+    assert live.returncode == 0 and '"version": "1"' in live.stdout
+
+
+def test_logs(platform: str) -> None:
+    klambda("invoke", "hello", endpoint=platform)
+    result = klambda("logs", "hello", "--tail", "3", endpoint=platform)
+    assert result.returncode == 0
+    assert "REPORT RequestId:" in result.stdout and len(result.stdout.splitlines()) == 3
