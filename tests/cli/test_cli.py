@@ -28,7 +28,7 @@ def klambda(*args: str, endpoint: str | None = None, stdin: str | None = None,
             timeout: float = 60) -> subprocess.CompletedProcess[str]:
     extra = ["--endpoint", endpoint] if endpoint else []
     return subprocess.run([*KLAMBDA, *args, *extra], capture_output=True, text=True,
-                          input=stdin, timeout=timeout, cwd=REPO)
+                          input=stdin, timeout=timeout, cwd=REPO, check=False)
 
 
 @pytest.fixture
@@ -147,11 +147,12 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     (state / "broken.yaml").write_text(FAILING)
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
+    log = open(state / "up.log", "wb")  # noqa: SIM115 (closed in the finally below)
     proc = subprocess.Popen(
         [*KLAMBDA, "up", "--port", str(port), "--state-dir", str(state / "state"),
          "-f", str(EXAMPLES / "hello.yaml"), "-f", str(EXAMPLES / "alias.yaml"),
          "-f", str(state / "broken.yaml")],
-        stdout=subprocess.DEVNULL, stderr=open(state / "up.log", "wb"), cwd=REPO,
+        stdout=subprocess.DEVNULL, stderr=log, cwd=REPO,
         start_new_session=True, env={**os.environ, "KLAMBDA_KEEP_WARM_SECONDS": "30"},
     )
     try:
@@ -173,6 +174,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
+        log.close()
 
 
 def test_invoke_quick_start(platform: str) -> None:
