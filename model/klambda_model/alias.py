@@ -96,7 +96,9 @@ class RoutingConfig:
         "to functionVersion.",
         minimum=0.0,
         maximum=1.0,
-        key=Constraints(pattern=VERSION_NUMBER, pattern_hint="use a version number like \"2\""),
+        key=Constraints(pattern=VERSION_NUMBER, pattern_hint="use a version number like \"2\"",
+                        max_length=10),
+        max_items=100,
     )
 
 

@@ -162,6 +162,7 @@ class Code:
         description="Files by relative path (e.g. app.py) with their text content. A file "
         "starting with '#!' or named 'bootstrap' is made executable.",
         key=Constraints(min_length=1, max_length=255),
+        max_items=1000,
     )
     zip_file: str | None = spec_field(
         default=None,

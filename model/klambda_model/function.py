@@ -64,7 +64,9 @@ class Environment:
         key=Constraints(
             pattern=r"[a-zA-Z]([a-zA-Z0-9_])*",
             pattern_hint="start with a letter; use letters, digits and '_'",
+            max_length=256,
         ),
+        max_items=500,
     )
 
 
