@@ -23,6 +23,7 @@ import logging
 import os
 import random
 import signal
+import socket
 import sys
 from typing import Any
 
@@ -343,10 +344,17 @@ async def _serve(spec: EnvironmentSpec, settings: AgentSettings, template: Any) 
             client.close()
 
 
-def run_agent(spec: EnvironmentSpec, settings: AgentSettings) -> int:
+def run_agent(
+    spec: EnvironmentSpec,
+    settings: AgentSettings,
+    *,
+    zygote: tuple[socket.socket, int] | None = None,
+) -> int:
     """Run one environment to completion; the process's exit status.
 
-    Must be called while the process has no threads (it forks the runtime template).
+    ``zygote`` is this agent's channel to the zygote that forked it (and its pid): the
+    zygote then forks the runtime processes. Without it, the agent forks its own runtime
+    template first, so it must be called while the process has no threads.
     """
     # The agent's own diagnostics: a private logger, never the root one (the runtime
     # template is forked from this process and must start with pristine logging).
@@ -361,22 +369,23 @@ def run_agent(spec: EnvironmentSpec, settings: AgentSettings) -> int:
         sys.stderr.write(f"klambda-agent: {exc}\n")
         return EXIT_FAILED
     os.set_blocking(1, True)
-    template = None
     from klambda_runtime.runtime_env import is_builtin_python
 
-    if is_builtin_python(spec.runtime) and settings.fork_runtime:
+    template, own_template = zygote, False
+    if template is None and is_builtin_python(spec.runtime) and settings.fork_runtime:
         from klambda_runtime.templates import start_runtime_template
 
-        template = start_runtime_template()
+        template, own_template = start_runtime_template(), True
     try:
         return asyncio.run(_serve(spec, settings, template))
     finally:
         if template is not None:
             template[0].close()
-            try:
-                os.waitpid(template[1], 0)
-            except ChildProcessError:
-                pass
+            if own_template:
+                try:
+                    os.waitpid(template[1], 0)
+                except ChildProcessError:
+                    pass
 
 
 def main() -> int:

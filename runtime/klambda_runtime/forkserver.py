@@ -2,20 +2,29 @@
 
 Used twice with the same code:
 
-* the **zygote** (one per launcher) forks *agents* — every import done, nothing started;
-* the **runtime template** (one per Python environment, forked by its agent before the
-  agent creates any thread, event loop or gRPC channel) forks *runtime processes*, so a
-  runtime can be restarted after a crash or timeout without forking the threaded agent.
+* the **zygote** (one per launcher) forks *agents* for the launcher, and *runtime
+  processes* for those agents: every import done, nothing started, so both are forked
+  from a clean process (see :mod:`klambda_runtime.zygote`);
+* the **runtime template** (one per environment when there is no zygote, e.g. in a pod
+  started by Kubernetes) is forked by the agent before it creates any thread, event loop
+  or gRPC channel, and forks that environment's runtime processes.
 
-Protocol over an ``AF_UNIX``/``SOCK_SEQPACKET`` socket (one JSON message per packet,
-file descriptors via ``SCM_RIGHTS``):
+Protocol over ``AF_UNIX``/``SOCK_SEQPACKET`` sockets (one JSON message per packet, file
+descriptors via ``SCM_RIGHTS``):
 
-* request ``{"id": n, ...}`` (+ fds) → reply ``{"id": n, "pid": pid}`` or
+* request ``{"id": n, "kind": ..., ...}`` (+ fds) → reply ``{"id": n, "pid": pid}`` or
   ``{"id": n, "error": "..."}``;
-* whenever a child exits: ``{"exit": pid, "returncode": rc}`` (Popen convention).
+* whenever a child exits: ``{"exit": pid, "returncode": rc}`` (Popen convention) to the
+  socket that asked for it.
 
-This module is the server side and uses only the standard library; it must stay
-importable and runnable without ever starting a thread.
+A request of a kind listed in ``channel_kinds`` (the zygote's ``agent``) gets a private
+channel: a new socket pair whose one end the child inherits and whose other end the
+server serves like any client. Requests arriving on such a channel default to
+``channel_default_kind`` (``runtime``) and carry ``owner_pgid``, the process group of the
+child that owns the channel, so runtimes join their agent's group. When a channel closes
+(its agent died), the server kills the children it spawned for it.
+
+Standard library only; it must never start a thread.
 """
 
 from __future__ import annotations
@@ -28,21 +37,24 @@ import signal
 import socket
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 MAX_MESSAGE = 1 << 20
 MAX_FDS = 4
 
-ChildMain = Callable[[dict[str, Any], list[int]], int]
+# child_main(message, fds, channel) -> exit status; channel is the child's end of its
+# private channel (or None).
+ChildMain = Callable[[dict[str, Any], list[int], "socket.socket | None"], int]
 
 
-def _send(sock: socket.socket, message: dict[str, Any]) -> bool:
-    try:
-        sock.send(json.dumps(message).encode())
-        return True
-    except OSError:
-        return False
+@dataclass(eq=False)
+class _Client:
+    sock: socket.socket
+    default_kind: str
+    owner_pgid: int | None = None
+    children: set[int] = field(default_factory=set)
 
 
 def become_subreaper() -> bool:
@@ -56,36 +68,33 @@ def become_subreaper() -> bool:
         return False
 
 
-def _reap(sock: socket.socket, children: set[int]) -> None:
-    while True:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            children.clear()
-            return
-        if pid == 0:
-            return
-        if pid in children:  # (a subreaper also reaps adopted orphans: not reported)
-            children.discard(pid)
-            _send(sock, {"exit": pid, "returncode": os.waitstatus_to_exitcode(status)})
+def _send(sock: socket.socket, message: dict[str, Any]) -> bool:
+    try:
+        sock.send(json.dumps(message).encode())
+        return True
+    except OSError:
+        return False
 
 
 def _run_child(
-    child_main: ChildMain, message: dict[str, Any], fds: list[int], close: list[int]
+    child_main: ChildMain,
+    message: dict[str, Any],
+    fds: list[int],
+    channel: socket.socket | None,
+    close: list[int],
 ) -> None:
     """In the forked child: drop the server's state, run ``child_main``, never return."""
     code = 1
     try:
         signal.set_wakeup_fd(-1)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_DFL)
         for fd in close:
             try:
                 os.close(fd)
             except OSError:
                 pass
-        code = child_main(message, fds)
+        code = child_main(message, fds, channel)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except BaseException:  # noqa: BLE001 - report and exit; never fall back into the server
@@ -102,63 +111,159 @@ def _run_child(
         os._exit(code)
 
 
-def serve(sock: socket.socket, child_main: ChildMain, *, kill_children_on_eof: bool) -> None:
+class _Server:
+    def __init__(
+        self,
+        sock: socket.socket,
+        handlers: Mapping[str, ChildMain],
+        *,
+        default_kind: str,
+        channel_kinds: frozenset[str],
+        channel_default_kind: str,
+    ) -> None:
+        self.handlers = handlers
+        self.channel_kinds = channel_kinds
+        self.channel_default_kind = channel_default_kind
+        self.main = _Client(sock, default_kind)
+        self.clients: dict[int, _Client] = {sock.fileno(): self.main}
+        self.owner: dict[int, _Client] = {}  # child pid -> client that asked for it
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(self.wake_w, False)
+        self.poller = select.poll()
+        self.poller.register(sock.fileno(), select.POLLIN)
+        self.poller.register(self.wake_r, select.POLLIN)
+
+    def _server_fds(self) -> list[int]:
+        return [*self.clients, self.wake_r, self.wake_w]
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            client = self.owner.pop(pid, None)
+            if client is None:  # an adopted orphan (we are a subreaper): just reaped
+                continue
+            client.children.discard(pid)
+            if client.sock.fileno() in self.clients:
+                returncode = os.waitstatus_to_exitcode(status)
+                _send(client.sock, {"exit": pid, "returncode": returncode})
+
+    def drop(self, client: _Client) -> None:
+        """A channel closed: its owner is gone, so are the children it asked for."""
+        self.poller.unregister(client.sock.fileno())
+        del self.clients[client.sock.fileno()]
+        for pid in list(client.children):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        client.sock.close()
+
+    def handle(self, client: _Client) -> bool:
+        """One request from ``client``; False when the main socket closed."""
+        try:
+            data, fds, _flags, _addr = socket.recv_fds(client.sock, MAX_MESSAGE, MAX_FDS)
+        except InterruptedError:
+            return True
+        except OSError as exc:
+            if exc.errno == errno.EAGAIN:
+                return True
+            data, fds = b"", []
+        if not data:
+            if client is self.main:
+                return False
+            self.drop(client)
+            return True
+        message = json.loads(data)
+        kind = str(message.get("kind") or client.default_kind)
+        handler = self.handlers.get(kind)
+        if handler is None:
+            for f in fds:
+                os.close(f)
+            _send(client.sock, {"id": message.get("id"), "error": f"unknown request kind {kind!r}"})
+            return True
+        if client.owner_pgid is not None:
+            message["owner_pgid"] = client.owner_pgid
+        ours = theirs = None
+        if kind in self.channel_kinds:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            for f in fds:
+                os.close(f)
+            for s in (ours, theirs):
+                if s is not None:
+                    s.close()
+            _send(client.sock, {"id": message.get("id"), "error": f"fork failed: {exc}"})
+            return True
+        if pid == 0:
+            close = self._server_fds() + ([ours.fileno()] if ours is not None else [])
+            _run_child(handler, message, fds, theirs, close)
+        for f in fds:
+            os.close(f)
+        client.children.add(pid)
+        self.owner[pid] = client
+        if ours is not None and theirs is not None:
+            theirs.close()
+            channel = _Client(ours, self.channel_default_kind, owner_pgid=pid)
+            self.clients[ours.fileno()] = channel
+            self.poller.register(ours.fileno(), select.POLLIN)
+        _send(client.sock, {"id": message.get("id"), "pid": pid})
+        return True
+
+    def run(self) -> None:
+        while True:
+            try:
+                events = self.poller.poll()
+            except InterruptedError:
+                continue
+            for fd, _ in events:
+                if fd == self.wake_r:
+                    try:
+                        while os.read(self.wake_r, 512):
+                            pass
+                    except BlockingIOError:
+                        pass
+                    continue
+                client = self.clients.get(fd)
+                if client is not None and not self.handle(client):
+                    return
+            self.reap()
+
+
+def serve(
+    sock: socket.socket,
+    handlers: Mapping[str, ChildMain],
+    *,
+    default_kind: str,
+    kill_children_on_eof: bool,
+    channel_kinds: frozenset[str] = frozenset(),
+    channel_default_kind: str = "",
+) -> None:
     """Serve fork requests until the other end of ``sock`` closes."""
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_r, False)
-    os.set_blocking(wake_w, False)
-    signal.set_wakeup_fd(wake_w)
+    server = _Server(
+        sock,
+        handlers,
+        default_kind=default_kind,
+        channel_kinds=channel_kinds,
+        channel_default_kind=channel_default_kind,
+    )
+    signal.set_wakeup_fd(server.wake_w)
     signal.signal(signal.SIGCHLD, lambda signum, frame: None)
     # A template ends when its owner hangs up, not on a signal meant for the group.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    children: set[int] = set()
-    poller = select.poll()
-    poller.register(sock.fileno(), select.POLLIN)
-    poller.register(wake_r, select.POLLIN)
     try:
-        while True:
-            try:
-                events = poller.poll()
-            except InterruptedError:
-                continue
-            for fd, _ in events:
-                if fd == wake_r:
-                    try:
-                        while os.read(wake_r, 512):
-                            pass
-                    except BlockingIOError:
-                        pass
-                    _reap(sock, children)
-                    continue
-                try:
-                    data, fds, _flags, _addr = socket.recv_fds(sock, MAX_MESSAGE, MAX_FDS)
-                except InterruptedError:
-                    continue
-                except OSError as exc:
-                    if exc.errno in (errno.EAGAIN,):
-                        continue
-                    data, fds = b"", []
-                if not data:
-                    return
-                message = json.loads(data)
-                try:
-                    pid = os.fork()
-                except OSError as exc:
-                    for f in fds:
-                        os.close(f)
-                    _send(sock, {"id": message.get("id"), "error": f"fork failed: {exc}"})
-                    continue
-                if pid == 0:
-                    _run_child(child_main, message, fds, [sock.fileno(), wake_r, wake_w])
-                children.add(pid)
-                for f in fds:
-                    os.close(f)
-                _send(sock, {"id": message.get("id"), "pid": pid})
-            _reap(sock, children)
+        server.run()
     finally:
         if kill_children_on_eof:
-            for pid in list(children):
+            for pid in list(server.owner):
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:

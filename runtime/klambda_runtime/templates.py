@@ -1,6 +1,8 @@
-"""The per-environment runtime template: a fork server for Python runtime processes.
+"""Runtime templates: where the built-in Python runtime's processes are forked from.
 
-The agent calls :func:`start_runtime_template` first thing, while it is still a plain
+With the zygote (local substrate) the zygote itself forks runtime processes for its
+agents (each agent has a private channel to it). Without one (a pod started by
+Kubernetes, or SubprocessLauncher), the agent calls :func:`start_runtime_template` first thing, while it is still a plain
 single-threaded process (no event loop, no gRPC channel, no threads). The template is a
 copy of that clean state with the built-in runtime already imported; every runtime
 process of the environment (the first one and every restart after a timeout, crash or
@@ -19,8 +21,15 @@ from typing import Any
 from klambda_runtime import forkserver
 
 
-def runtime_child_main(message: dict[str, Any], fds: list[int]) -> int:
-    """In a fresh fork of the template: become the function's runtime process."""
+def runtime_child_main(
+    message: dict[str, Any], fds: list[int], channel: socket.socket | None = None
+) -> int:
+    """In a fresh fork of a template: become the function's runtime process."""
+    owner = message.get("owner_pgid")
+    if owner:
+        # Forked by the zygote on behalf of an agent: join the agent's process group so
+        # that signalling the environment's group reaches the runtime too.
+        os.setpgid(0, int(owner))
     log_fd = fds[0]
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
@@ -69,7 +78,12 @@ def start_runtime_template() -> tuple[socket.socket, int]:
         code = 0
         try:
             ours.close()
-            forkserver.serve(theirs, runtime_child_main, kill_children_on_eof=True)
+            forkserver.serve(
+                theirs,
+                {"runtime": runtime_child_main},
+                default_kind="runtime",
+                kill_children_on_eof=True,
+            )
         except BaseException:  # noqa: BLE001
             code = 1
         finally:

@@ -1,5 +1,10 @@
 """The zygote: a template process that forks new environments (agents) on request.
 
+It also forks the *runtime processes* of the built-in Python runtime for those agents,
+on request over a private channel each agent inherits: a runtime is therefore always a
+fork of this clean process, never of an agent (which has gRPC threads), and a restart
+after a crash or timeout costs one fork.
+
 Started once per launcher as ``python -m klambda_runtime.zygote <fd>`` where ``<fd>`` is
 its end of a ``SOCK_SEQPACKET`` socket (see :mod:`klambda_runtime.forkserver`). It imports
 everything an environment needs — asyncio, grpc, the generated proto, the agent, the
@@ -44,13 +49,17 @@ def preload() -> None:
     from klambda_runtime.pyruntime import bootstrap, client, context, faults, logs  # noqa: F401
 
 
-def agent_child_main(message: dict[str, Any], fds: list[int]) -> int:
+def agent_child_main(
+    message: dict[str, Any], fds: list[int], channel: socket.socket | None
+) -> int:
     """In a fresh fork of the zygote: become the agent of one environment."""
     from klambda_runtime.agent import run_agent
     from klambda_runtime.settings import AgentSettings
     from klambda_runtime.spec import EnvironmentSpec
 
-    os.setsid()  # its own process group: the launcher can signal the whole environment
+    # Its own process group (same session as the zygote, so that the runtimes the zygote
+    # forks for this agent can join the group): the launcher signals the whole group.
+    os.setpgid(0, 0)
     env: dict[str, str] = message["env"]
     spec = EnvironmentSpec.from_env(env)
     if spec.log_path:
@@ -64,7 +73,8 @@ def agent_child_main(message: dict[str, Any], fds: list[int]) -> int:
     os.close(devnull)
     os.environ.update(env)
     gc.enable()
-    return run_agent(spec, AgentSettings.from_env(os.environ))
+    zygote = (channel, os.getppid()) if channel is not None else None
+    return run_agent(spec, AgentSettings.from_env(os.environ), zygote=zygote)
 
 
 def main() -> int:
@@ -82,7 +92,16 @@ def main() -> int:
     # Runtime processes orphaned by a killed environment are reaped here, not left to
     # whatever PID 1 is.
     forkserver.become_subreaper()
-    forkserver.serve(sock, agent_child_main, kill_children_on_eof=False)
+    from klambda_runtime.templates import runtime_child_main
+
+    forkserver.serve(
+        sock,
+        {"agent": agent_child_main, "runtime": runtime_child_main},
+        default_kind="agent",
+        kill_children_on_eof=False,
+        channel_kinds=frozenset({"agent"}),
+        channel_default_kind="runtime",
+    )
     return 0
 
 

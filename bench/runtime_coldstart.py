@@ -1,0 +1,107 @@
+"""Cold start of a Python environment: "environment requested" -> first response.
+
+Measured in one run, side by side:
+
+* baseline  — spawn a fresh ``python`` that imports asyncio and answers on a socket
+              (the floor of any design that starts an interpreter per environment);
+* zygote    — ZygoteLauncher.start(spec) -> agent registers over gRPC -> runtime forked
+              and initialised -> Ready -> Invocation -> Result (the whole path);
+* subprocess— the same path with SubprocessLauncher (fresh interpreter for the agent).
+
+Prints medians / p90 and the ratios against the baseline (goal: zygote <= 0.5x).
+Usage: python bench/runtime_coldstart.py [-n 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from klambda_runtime.launcher import SubprocessLauncher, ZygoteLauncher
+from klambda_runtime.spec import EnvironmentSpec
+from klambda_runtime.testing import TestGateway
+
+APP = "def handler(event, context):\n    return {'ok': True}\n"
+BASELINE = (
+    "import asyncio, socket, sys\n"
+    "s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))\n"
+    "s.sendall(b'ok'); s.close()\n"
+)
+
+
+def baseline_once(listener: socket.socket) -> float:
+    port = listener.getsockname()[1]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-c", BASELINE, str(port)])
+    conn, _ = listener.accept()
+    assert conn.recv(2) == b"ok"
+    elapsed = time.perf_counter() - t0
+    conn.close()
+    proc.wait()
+    return elapsed
+
+
+async def environment_once(gw: TestGateway, launcher, code: Path, n: int, tag: str) -> float:
+    spec = EnvironmentSpec(
+        environment_id=f"{tag}-{n}", gateway=gw.address, namespace="default",
+        function_name="bench", version="$LATEST", runtime="python3.12",
+        handler="app.handler", code_dir=str(code),
+    )
+    t0 = time.perf_counter()
+    env = await launcher.start(spec)
+    await gw.wait_ready(spec.environment_id, timeout=30)
+    result = await gw.invoke(spec.environment_id, b"{}")
+    elapsed = time.perf_counter() - t0
+    assert result.function_error == "", result
+    env.kill()
+    await env.wait()
+    return elapsed
+
+
+def summary(name: str, samples: list[float], base: float | None) -> str:
+    med = statistics.median(samples) * 1000
+    p90 = sorted(samples)[int(len(samples) * 0.9) - 1] * 1000
+    ratio = f"{med / base:5.2f}x baseline" if base else "   (baseline)"
+    return f"{name:<11} median {med:7.1f} ms   p90 {p90:7.1f} ms   {ratio}"
+
+
+async def main(n: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        code = Path(tmp) / "code"
+        code.mkdir()
+        (code / "app.py").write_text(APP)
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        async with TestGateway() as gw:
+            zygote = ZygoteLauncher()
+            await zygote.warm()
+            sub = SubprocessLauncher()
+            await environment_once(gw, zygote, code, -1, "warmup")  # zygote finishes importing
+            base, zyg, subp = [], [], []
+            for i in range(n):  # interleaved, so machine load hits all three alike
+                base.append(baseline_once(listener))
+                zyg.append(await environment_once(gw, zygote, code, i, "zygote"))
+                if i < max(3, n // 4):
+                    subp.append(await environment_once(gw, sub, code, i, "subprocess"))
+            await zygote.close()
+        listener.close()
+    b = statistics.median(base) * 1000
+    print(f"cold start, {n} samples each (subprocess: {len(subp)})")
+    print(summary("baseline", base, None))
+    print(summary("zygote", zyg, b))
+    print(summary("subprocess", subp, b))
+    print(f"goal: zygote <= 0.50x baseline -> {'met' if statistics.median(zyg) * 1000 <= 0.5 * b else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-n", type=int, default=20)
+    asyncio.run(main(parser.parse_args().n))
