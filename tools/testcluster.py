@@ -39,21 +39,27 @@ def default_state_dir() -> str:
 def cmd_up(args: argparse.Namespace) -> int:
     state = os.path.join(args.state_dir, "state.json")
     if os.path.exists(state) and any(r.alive() for r in load_records(state)[0]):
-        print(f"a test cluster is already running in {args.state_dir}; "
-              "run `tools/testcluster.py down` first", file=sys.stderr)
+        print(
+            f"a test cluster is already running in {args.state_dir}; "
+            "run `tools/testcluster.py down` first",
+            file=sys.stderr,
+        )
         return 1
     remove_state(args.state_dir)
     try:
-        cluster = TestCluster(bin_dir=find_bin_dir(), state_dir=args.state_dir,
-                              tie_to_parent=False)
+        cluster = TestCluster(bin_dir=find_bin_dir(), state_dir=args.state_dir, tie_to_parent=False)
         cluster.start(nodes=tuple(n for n in args.nodes.split(",") if n))
     except (ClusterError, TimeoutError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(f"control plane up in {cluster.start_seconds:.1f}s; logs in {args.state_dir}/logs",
-          file=sys.stderr)
-    print(f"kubectl: {cluster.bin_dir}/kubectl --kubeconfig {cluster.admin_kubeconfig}",
-          file=sys.stderr)
+    print(
+        f"control plane up in {cluster.start_seconds:.1f}s; logs in {args.state_dir}/logs",
+        file=sys.stderr,
+    )
+    print(
+        f"kubectl: {cluster.bin_dir}/kubectl --kubeconfig {cluster.admin_kubeconfig}",
+        file=sys.stderr,
+    )
     print(cluster.admin_kubeconfig)
     return 0
 

@@ -29,6 +29,8 @@ def namespace(
     k8s_cluster.create_namespace(name)
     k8s_cluster.wait_for(
         lambda: k8s_cluster.api.get_or_none(f"/api/v1/namespaces/{name}/serviceaccounts/default"),
-        timeout=30, what=f"default ServiceAccount in {name}")
+        timeout=30,
+        what=f"default ServiceAccount in {name}",
+    )
     yield name
     k8s_cluster.api.delete(f"/api/v1/namespaces/{name}")

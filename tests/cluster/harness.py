@@ -32,19 +32,37 @@ from .procs import (
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TESTS_DIR = os.path.join(REPO_ROOT, "tests")
-CLUSTER_BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+CLUSTER_BINARIES = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubectl",
+)
 # Non-loopback address the apiserver advertises; nothing listens there (see the reference:
 # loopback is invalid for the kubernetes Endpoints, so the endpoint reconciler is off).
 ADVERTISE_ADDRESS = "10.240.0.1"
 SERVICE_CIDR = "10.0.0.0/24"
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
 CONTROLLERS = (
-    "deployment-controller", "replicaset-controller", "statefulset-controller", "job-controller",
-    "garbage-collector-controller", "namespace-controller", "serviceaccount-controller",
-    "serviceaccount-token-controller", "root-ca-certificate-publisher-controller",
-    "endpoints-controller", "endpointslice-controller", "endpointslice-mirroring-controller",
-    "pod-garbage-collector-controller", "resourcequota-controller", "disruption-controller",
-    "clusterrole-aggregation-controller", "cronjob-controller", "ttl-after-finished-controller",
+    "deployment-controller",
+    "replicaset-controller",
+    "statefulset-controller",
+    "job-controller",
+    "garbage-collector-controller",
+    "namespace-controller",
+    "serviceaccount-controller",
+    "serviceaccount-token-controller",
+    "root-ca-certificate-publisher-controller",
+    "endpoints-controller",
+    "endpointslice-controller",
+    "endpointslice-mirroring-controller",
+    "pod-garbage-collector-controller",
+    "resourcequota-controller",
+    "disruption-controller",
+    "clusterrole-aggregation-controller",
+    "cronjob-controller",
+    "ttl-after-finished-controller",
 )
 
 
@@ -69,8 +87,7 @@ def find_bin_dir() -> str:
         raise ClusterError(
             f"Kubernetes control-plane binaries are missing ({res.stderr.strip()}). "
             "Build them once with `tools/build-k8s.sh` (20-40 min cold, cached afterwards) "
-            "or point KUBEBUILDER_ASSETS at a directory with "
-            + ", ".join(CLUSTER_BINARIES) + "."
+            "or point KUBEBUILDER_ASSETS at a directory with " + ", ".join(CLUSTER_BINARIES) + "."
         )
     return lines[-1]
 
@@ -80,8 +97,9 @@ class TestCluster:
 
     __test__ = False
 
-    def __init__(self, *, bin_dir: str, state_dir: str | None = None,
-                 tie_to_parent: bool = True) -> None:
+    def __init__(
+        self, *, bin_dir: str, state_dir: str | None = None, tie_to_parent: bool = True
+    ) -> None:
         self.bin_dir = bin_dir
         self.state_dir = state_dir or tempfile.mkdtemp(prefix="klambda-cluster-")
         os.makedirs(os.path.join(self.state_dir, "logs"), exist_ok=True)
@@ -105,17 +123,25 @@ class TestCluster:
         return os.path.join(self.state_dir, "logs", f"{name}.log")
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
-        popen, rec = spawn(name, args, log=self._log(name), env=env,
-                           tie_to_parent=self.tie_to_parent)
+        popen, rec = spawn(
+            name, args, log=self._log(name), env=env, tie_to_parent=self.tie_to_parent
+        )
         self._popens[name] = popen
         self.records.append(rec)
         self._save()
 
     def _save(self) -> None:
-        save_records(os.path.join(self.state_dir, "state.json"), self.records, {
-            "kubeconfig": self.admin_kubeconfig, "server": self.server, "ports": self.ports,
-            "bin_dir": self.bin_dir, "nodes": self.nodes,
-        })
+        save_records(
+            os.path.join(self.state_dir, "state.json"),
+            self.records,
+            {
+                "kubeconfig": self.admin_kubeconfig,
+                "server": self.server,
+                "ports": self.ports,
+                "bin_dir": self.bin_dir,
+                "nodes": self.nodes,
+            },
+        )
 
     def _check_alive(self, name: str) -> None:
         p = self._popens.get(name)
@@ -147,15 +173,21 @@ class TestCluster:
         client, peer = free_port(), free_port()
         self.ports.update(etcd=client, etcd_peer=peer)
         data = os.path.join(self.state_dir, "etcd")
-        self._spawn("etcd", [
-            self._bin("etcd"), "--name=etcd0", f"--data-dir={data}",
-            f"--listen-client-urls=http://127.0.0.1:{client}",
-            f"--advertise-client-urls=http://127.0.0.1:{client}",
-            f"--listen-peer-urls=http://127.0.0.1:{peer}",
-            f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
-            f"--initial-cluster=etcd0=http://127.0.0.1:{peer}",
-            "--unsafe-no-fsync", "--log-level=warn",
-        ])
+        self._spawn(
+            "etcd",
+            [
+                self._bin("etcd"),
+                "--name=etcd0",
+                f"--data-dir={data}",
+                f"--listen-client-urls=http://127.0.0.1:{client}",
+                f"--advertise-client-urls=http://127.0.0.1:{client}",
+                f"--listen-peer-urls=http://127.0.0.1:{peer}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
+                f"--initial-cluster=etcd0=http://127.0.0.1:{peer}",
+                "--unsafe-no-fsync",
+                "--log-level=warn",
+            ],
+        )
 
         def healthy() -> bool:
             self._check_alive("etcd")
@@ -171,29 +203,49 @@ class TestCluster:
         pki = self.pki = TestPKI(os.path.join(self.state_dir, "pki"))
         serving = pki.serving_cert(
             stem="apiserver",
-            dns=["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-                 "kubernetes.default.svc.cluster.local"],
+            dns=[
+                "localhost",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local",
+            ],
             ips=["127.0.0.1", ADVERTISE_ADDRESS, "10.0.0.1"],
         )
         admin = pki.client_cert(stem="admin", user="admin", groups=("system:masters",))
         with open(self.admin_kubeconfig, "w") as f:
-            f.write(kubeconfig_yaml(server=self.server, ca_pem=pki.ca_pem, user="admin",
-                                    cert_file=admin.cert, key_file=admin.key))
-        self._spawn("kube-apiserver", [
-            self._bin("kube-apiserver"),
-            f"--etcd-servers=http://127.0.0.1:{self.ports['etcd']}",
-            f"--secure-port={port}", "--bind-address=127.0.0.1",
-            f"--advertise-address={ADVERTISE_ADDRESS}", "--endpoint-reconciler-type=none",
-            f"--cert-dir={os.path.join(self.state_dir, 'apiserver-certs')}",
-            f"--tls-cert-file={serving.cert}", f"--tls-private-key-file={serving.key}",
-            f"--client-ca-file={pki.ca_file}",
-            f"--service-cluster-ip-range={SERVICE_CIDR}", "--allow-privileged=true",
-            "--authorization-mode=RBAC",
-            f"--service-account-issuer={SA_ISSUER}",
-            f"--service-account-key-file={pki.sa_public}",
-            f"--service-account-signing-key-file={pki.sa_private}",
-            "--profiling=false", "--v=1",
-        ])
+            f.write(
+                kubeconfig_yaml(
+                    server=self.server,
+                    ca_pem=pki.ca_pem,
+                    user="admin",
+                    cert_file=admin.cert,
+                    key_file=admin.key,
+                )
+            )
+        self._spawn(
+            "kube-apiserver",
+            [
+                self._bin("kube-apiserver"),
+                f"--etcd-servers=http://127.0.0.1:{self.ports['etcd']}",
+                f"--secure-port={port}",
+                "--bind-address=127.0.0.1",
+                f"--advertise-address={ADVERTISE_ADDRESS}",
+                "--endpoint-reconciler-type=none",
+                f"--cert-dir={os.path.join(self.state_dir, 'apiserver-certs')}",
+                f"--tls-cert-file={serving.cert}",
+                f"--tls-private-key-file={serving.key}",
+                f"--client-ca-file={pki.ca_file}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--allow-privileged=true",
+                "--authorization-mode=RBAC",
+                f"--service-account-issuer={SA_ISSUER}",
+                f"--service-account-key-file={pki.sa_public}",
+                f"--service-account-signing-key-file={pki.sa_private}",
+                "--profiling=false",
+                "--v=1",
+            ],
+        )
         self._api = KubeClient.from_kubeconfig(self.admin_kubeconfig)
 
         def ready() -> bool:
@@ -208,33 +260,57 @@ class TestCluster:
         cert = self.pki.client_cert(stem=name, user=user, groups=groups)
         path = os.path.join(self.state_dir, f"{name}.kubeconfig")
         with open(path, "w") as f:
-            f.write(kubeconfig_yaml(server=self.server, ca_pem=self.pki.ca_pem, user=user,
-                                    cert_file=cert.cert, key_file=cert.key))
+            f.write(
+                kubeconfig_yaml(
+                    server=self.server,
+                    ca_pem=self.pki.ca_pem,
+                    user=user,
+                    cert_file=cert.cert,
+                    key_file=cert.key,
+                )
+            )
         return path
 
     def _start_controllers(self, timeout: float) -> None:
         assert self.pki is not None
         kcm_kc = self._component_kubeconfig(
-            "kube-controller-manager", "system:kube-controller-manager", ("system:masters",))
+            "kube-controller-manager", "system:kube-controller-manager", ("system:masters",)
+        )
         sched_kc = self._component_kubeconfig("kube-scheduler", "system:kube-scheduler", ())
         kcm_port, sched_port = free_port(), free_port()
         self.ports.update(controller_manager=kcm_port, scheduler=sched_port)
-        self._spawn("kube-controller-manager", [
-            self._bin("kube-controller-manager"), f"--kubeconfig={kcm_kc}",
-            f"--authentication-kubeconfig={kcm_kc}", f"--authorization-kubeconfig={kcm_kc}",
-            "--leader-elect=false", "--bind-address=127.0.0.1", f"--secure-port={kcm_port}",
-            f"--cert-dir={os.path.join(self.state_dir, 'kcm-certs')}",
-            "--controllers=" + ",".join(CONTROLLERS),
-            f"--root-ca-file={self.pki.ca_file}",
-            f"--service-account-private-key-file={self.pki.sa_private}",
-            "--use-service-account-credentials=false", "--v=1",
-        ])
-        self._spawn("kube-scheduler", [
-            self._bin("kube-scheduler"), f"--kubeconfig={sched_kc}",
-            f"--authentication-kubeconfig={sched_kc}", f"--authorization-kubeconfig={sched_kc}",
-            "--leader-elect=false", "--bind-address=127.0.0.1", f"--secure-port={sched_port}",
-            f"--cert-dir={os.path.join(self.state_dir, 'scheduler-certs')}", "--v=1",
-        ])
+        self._spawn(
+            "kube-controller-manager",
+            [
+                self._bin("kube-controller-manager"),
+                f"--kubeconfig={kcm_kc}",
+                f"--authentication-kubeconfig={kcm_kc}",
+                f"--authorization-kubeconfig={kcm_kc}",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={kcm_port}",
+                f"--cert-dir={os.path.join(self.state_dir, 'kcm-certs')}",
+                "--controllers=" + ",".join(CONTROLLERS),
+                f"--root-ca-file={self.pki.ca_file}",
+                f"--service-account-private-key-file={self.pki.sa_private}",
+                "--use-service-account-credentials=false",
+                "--v=1",
+            ],
+        )
+        self._spawn(
+            "kube-scheduler",
+            [
+                self._bin("kube-scheduler"),
+                f"--kubeconfig={sched_kc}",
+                f"--authentication-kubeconfig={sched_kc}",
+                f"--authorization-kubeconfig={sched_kc}",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={sched_port}",
+                f"--cert-dir={os.path.join(self.state_dir, 'scheduler-certs')}",
+                "--v=1",
+            ],
+        )
         insecure = ssl.create_default_context()
         insecure.check_hostname = False
         insecure.verify_mode = ssl.CERT_NONE
@@ -245,15 +321,24 @@ class TestCluster:
             with urllib.request.urlopen(url, context=insecure, timeout=2) as r:
                 return r.status == 200
 
-        wait_until(lambda: healthz("kube-scheduler", sched_port), timeout=timeout,
-                   what="kube-scheduler /healthz")
-        wait_until(lambda: healthz("kube-controller-manager", kcm_port), timeout=timeout,
-                   what="kube-controller-manager /healthz")
+        wait_until(
+            lambda: healthz("kube-scheduler", sched_port),
+            timeout=timeout,
+            what="kube-scheduler /healthz",
+        )
+        wait_until(
+            lambda: healthz("kube-controller-manager", kcm_port),
+            timeout=timeout,
+            what="kube-controller-manager /healthz",
+        )
         # The serviceaccount and root-ca publisher controllers are what pods need first.
         wait_until(
-            lambda: self.api.get_or_none("/api/v1/namespaces/default/serviceaccounts/default")
-            and self.api.get_or_none("/api/v1/namespaces/default/configmaps/kube-root-ca.crt"),
-            timeout=timeout, what="default ServiceAccount and kube-root-ca.crt ConfigMap",
+            lambda: (
+                self.api.get_or_none("/api/v1/namespaces/default/serviceaccounts/default")
+                and self.api.get_or_none("/api/v1/namespaces/default/configmaps/kube-root-ca.crt")
+            ),
+            timeout=timeout,
+            what="default ServiceAccount and kube-root-ca.crt ConfigMap",
         )
 
     def start_node_agent(self, name: str, *, timeout: float = 60.0) -> None:
@@ -262,11 +347,19 @@ class TestCluster:
         env["PYTHONPATH"] = TESTS_DIR + os.pathsep + env.get("PYTHONPATH", "")
         agent_dir = os.path.join(self.state_dir, "nodes", name)
         os.makedirs(agent_dir, exist_ok=True)
-        self._spawn(f"node-agent-{name}", [
-            sys.executable, "-m", "cluster.node_agent", f"--kubeconfig={self.admin_kubeconfig}",
-            f"--node-name={name}", f"--state-dir={agent_dir}",
-            f"--api-port={self.ports['apiserver']}",
-        ], env=env)
+        self._spawn(
+            f"node-agent-{name}",
+            [
+                sys.executable,
+                "-m",
+                "cluster.node_agent",
+                f"--kubeconfig={self.admin_kubeconfig}",
+                f"--node-name={name}",
+                f"--state-dir={agent_dir}",
+                f"--api-port={self.ports['apiserver']}",
+            ],
+            env=env,
+        )
         self.nodes.append(name)
         self._save()
 
@@ -294,37 +387,56 @@ class TestCluster:
             raise ClusterError("the cluster is not started")
         return self._api
 
-    def kubectl(self, *args: str, kubeconfig: str | None = None, input: str | None = None,
-                check: bool = True, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self,
+        *args: str,
+        kubeconfig: str | None = None,
+        input: str | None = None,
+        check: bool = True,
+        timeout: float = 60.0,
+    ) -> subprocess.CompletedProcess[str]:
         cmd = [self._bin("kubectl"), f"--kubeconfig={kubeconfig or self.admin_kubeconfig}", *args]
-        res = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout,
-                             check=False)
+        res = subprocess.run(
+            cmd, input=input, capture_output=True, text=True, timeout=timeout, check=False
+        )
         if check and res.returncode != 0:
-            raise ClusterError(f"kubectl {' '.join(args)} failed ({res.returncode}): "
-                               f"{res.stderr.strip()}")
+            raise ClusterError(
+                f"kubectl {' '.join(args)} failed ({res.returncode}): {res.stderr.strip()}"
+            )
         return res
 
     def apply(self, manifest: str, *, kubeconfig: str | None = None) -> str:
         return self.kubectl("apply", "-f", "-", input=manifest, kubeconfig=kubeconfig).stdout
 
     def create_namespace(self, name: str, *, labels: dict[str, str] | None = None) -> None:
-        self.api.create("/api/v1/namespaces", {
-            "apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": name, "labels": labels or {}},
-        })
+        self.api.create(
+            "/api/v1/namespaces",
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": name, "labels": labels or {}},
+            },
+        )
 
     def ensure_service_account(self, namespace: str, name: str) -> dict[str, Any]:
         path = f"/api/v1/namespaces/{namespace}/serviceaccounts"
         try:
-            return self.api.create(path, {"apiVersion": "v1", "kind": "ServiceAccount",
-                                          "metadata": {"name": name}})
+            return self.api.create(
+                path, {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}}
+            )
         except ApiError as e:
             if e.status != 409:
                 raise
             return self.api.get(f"{path}/{name}")
 
-    def mint_token(self, namespace: str, name: str, *, audiences: list[str] | None = None,
-                   expiration_seconds: int = 3600) -> str:
+    def mint_token(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        audiences: list[str] | None = None,
+        expiration_seconds: int = 3600,
+    ) -> str:
         """A ServiceAccount token from the TokenRequest API."""
         spec: dict[str, Any] = {"expirationSeconds": expiration_seconds}
         if audiences:
@@ -335,8 +447,9 @@ class TestCluster:
         )
         return str(res["status"]["token"])
 
-    def kubeconfig_for_service_account(self, namespace: str, name: str, *,
-                                       create: bool = True) -> str:
+    def kubeconfig_for_service_account(
+        self, namespace: str, name: str, *, create: bool = True
+    ) -> str:
         """Write a kubeconfig that authenticates as system:serviceaccount:<namespace>:<name>."""
         assert self.pki is not None
         if create:
@@ -346,16 +459,18 @@ class TestCluster:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         user = f"system:serviceaccount:{namespace}:{name}"
         with open(path, "w") as f:
-            f.write(kubeconfig_yaml(server=self.server, ca_pem=self.pki.ca_pem, user=user,
-                                    token=token))
+            f.write(
+                kubeconfig_yaml(server=self.server, ca_pem=self.pki.ca_pem, user=user, token=token)
+            )
         os.chmod(path, 0o600)
         return path
 
     def pod_log(self, namespace: str, pod: str, container: str) -> str:
         """Output of a container run by a node agent (kubectl logs needs a kubelet)."""
         for node in self.nodes:
-            path = os.path.join(self.state_dir, "nodes", node, "logs",
-                                f"{namespace}_{pod}_{container}.log")
+            path = os.path.join(
+                self.state_dir, "nodes", node, "logs", f"{namespace}_{pod}_{container}.log"
+            )
             if os.path.exists(path):
                 with open(path, errors="replace") as f:
                     return f.read()

@@ -118,9 +118,7 @@ class KubeClient:
         if self.creds.token:
             req.add_header("Authorization", f"Bearer {self.creds.token}")
         try:
-            return urllib.request.urlopen(
-                req, context=self._ssl, timeout=timeout or self.timeout
-            )
+            return urllib.request.urlopen(req, context=self._ssl, timeout=timeout or self.timeout)
         except urllib.error.HTTPError as e:
             raise ApiError(
                 status=e.code, method=method, path=path, body=e.read().decode(errors="replace")
@@ -174,8 +172,13 @@ class KubeClient:
         self, path: str, *, resource_version: str, timeout_seconds: int = 30, **params: Any
     ) -> Iterator[JSON]:
         """Yield watch events until the server ends the stream (after timeout_seconds)."""
-        q = dict(params, watch="true", resourceVersion=resource_version,
-                 timeoutSeconds=timeout_seconds, allowWatchBookmarks="true")
+        q = dict(
+            params,
+            watch="true",
+            resourceVersion=resource_version,
+            timeoutSeconds=timeout_seconds,
+            allowWatchBookmarks="true",
+        )
         with self._open("GET", path, params=q, timeout=timeout_seconds + 15) as r:
             for line in r:
                 if line.strip():
@@ -183,8 +186,13 @@ class KubeClient:
 
 
 def kubeconfig_yaml(
-    *, server: str, ca_pem: bytes, user: str, token: str | None = None,
-    cert_file: str | None = None, key_file: str | None = None,
+    *,
+    server: str,
+    ca_pem: bytes,
+    user: str,
+    token: str | None = None,
+    cert_file: str | None = None,
+    key_file: str | None = None,
 ) -> str:
     """A single-context kubeconfig (CA inline, credentials as token or client-cert files)."""
     user_entry: JSON = {}
@@ -196,10 +204,15 @@ def kubeconfig_yaml(
     cfg = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "klambda-test", "cluster": {
-            "server": server,
-            "certificate-authority-data": base64.b64encode(ca_pem).decode(),
-        }}],
+        "clusters": [
+            {
+                "name": "klambda-test",
+                "cluster": {
+                    "server": server,
+                    "certificate-authority-data": base64.b64encode(ca_pem).decode(),
+                },
+            }
+        ],
         "users": [{"name": user, "user": user_entry}],
         "contexts": [{"name": user, "context": {"cluster": "klambda-test", "user": user}}],
         "current-context": user,

@@ -34,8 +34,18 @@ def micro_time(now: float) -> str:
 
 
 class NodeAgent:
-    def __init__(self, *, api: KubeClient, node: str, state_dir: str, host: HostEnv,
-                 host_ip: str, pod_cidr: str, backoff_base: float, backoff_max: float) -> None:
+    def __init__(
+        self,
+        *,
+        api: KubeClient,
+        node: str,
+        state_dir: str,
+        host: HostEnv,
+        host_ip: str,
+        pod_cidr: str,
+        backoff_base: float,
+        backoff_max: float,
+    ) -> None:
         self.api = api
         self.node = node
         self.state_dir = state_dir
@@ -47,9 +57,16 @@ class NodeAgent:
         self._containers: dict[int, ProcRecord] = {}
         self._ips = ipaddress.ip_network(pod_cidr).hosts()
         self.ctx = AgentContext(
-            api=api, node=node, host_ip=host_ip, host=host, state_dir=state_dir,
-            allocate_ip=self._allocate_ip, register=self._register, unregister=self._unregister,
-            backoff_base=backoff_base, backoff_max=backoff_max,
+            api=api,
+            node=node,
+            host_ip=host_ip,
+            host=host,
+            state_dir=state_dir,
+            allocate_ip=self._allocate_ip,
+            register=self._register,
+            unregister=self._unregister,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
         )
 
     # ---- bookkeeping -----------------------------------------------------------------------
@@ -62,8 +79,11 @@ class NodeAgent:
                 return str(next(self._ips))
 
     def _save_containers(self) -> None:
-        save_records(os.path.join(self.state_dir, "containers.json"),
-                     list(self._containers.values()), {"node": self.node})
+        save_records(
+            os.path.join(self.state_dir, "containers.json"),
+            list(self._containers.values()),
+            {"node": self.node},
+        )
 
     def _register(self, rec: ProcRecord) -> None:
         with self._lock:
@@ -81,35 +101,57 @@ class NodeAgent:
         res = {"cpu": "64", "memory": "256Gi", "pods": "250", "ephemeral-storage": "100Gi"}
 
         def cond(kind: str, status: str, reason: str) -> JSON:
-            return {"type": kind, "status": status, "reason": reason, "message": reason,
-                    "lastHeartbeatTime": now, "lastTransitionTime": now}
+            return {
+                "type": kind,
+                "status": status,
+                "reason": reason,
+                "message": reason,
+                "lastHeartbeatTime": now,
+                "lastTransitionTime": now,
+            }
+
         return {
-            "capacity": res, "allocatable": res,
+            "capacity": res,
+            "allocatable": res,
             "conditions": [
                 cond("Ready", "True", "KubeletReady"),
                 cond("MemoryPressure", "False", "KubeletHasSufficientMemory"),
                 cond("DiskPressure", "False", "KubeletHasNoDiskPressure"),
                 cond("PIDPressure", "False", "KubeletHasSufficientPID"),
             ],
-            "addresses": [{"type": "InternalIP", "address": self.host_ip},
-                          {"type": "Hostname", "address": self.node}],
+            "addresses": [
+                {"type": "InternalIP", "address": self.host_ip},
+                {"type": "Hostname", "address": self.node},
+            ],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
             "nodeInfo": {
-                "machineID": self.node, "systemUUID": self.node, "bootID": str(os.getpid()),
-                "kernelVersion": platform.release(), "osImage": "klambda test node agent",
-                "containerRuntimeVersion": "process://0.1", "kubeletVersion": "v0.0.0-test",
-                "kubeProxyVersion": "", "operatingSystem": "linux",
+                "machineID": self.node,
+                "systemUUID": self.node,
+                "bootID": str(os.getpid()),
+                "kernelVersion": platform.release(),
+                "osImage": "klambda test node agent",
+                "containerRuntimeVersion": "process://0.1",
+                "kubeletVersion": "v0.0.0-test",
+                "kubeProxyVersion": "",
+                "operatingSystem": "linux",
                 "architecture": {"x86_64": "amd64", "aarch64": "arm64"}.get(
-                    platform.machine(), platform.machine()),
+                    platform.machine(), platform.machine()
+                ),
             },
         }
 
     def register_node(self) -> JSON:
         body = {
-            "apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": self.node, "labels": {
-                "kubernetes.io/hostname": self.node, "kubernetes.io/os": "linux",
-                "klambda.dev/test-node": "true"}},
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": self.node,
+                "labels": {
+                    "kubernetes.io/hostname": self.node,
+                    "kubernetes.io/os": "linux",
+                    "klambda.dev/test-node": "true",
+                },
+            },
             "spec": {"podCIDR": self.pod_cidr, "podCIDRs": [self.pod_cidr]},
         }
         try:
@@ -131,21 +173,35 @@ class NodeAgent:
         path = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{self.node}"
         now = micro_time(time.time())
         try:
-            self.api.merge_patch(path, {"spec": {"renewTime": now,
-                                                 "holderIdentity": self.node}})
+            self.api.merge_patch(path, {"spec": {"renewTime": now, "holderIdentity": self.node}})
             return
         except ApiError as e:
             if e.status != 404:
                 raise
         node = self.api.get(f"/api/v1/nodes/{self.node}")
-        self.api.create(path.rsplit("/", 1)[0], {
-            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-            "metadata": {"name": self.node, "ownerReferences": [{
-                "apiVersion": "v1", "kind": "Node", "name": self.node,
-                "uid": node["metadata"]["uid"]}]},
-            "spec": {"holderIdentity": self.node, "leaseDurationSeconds": LEASE_SECONDS,
-                     "renewTime": now},
-        })
+        self.api.create(
+            path.rsplit("/", 1)[0],
+            {
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "metadata": {
+                    "name": self.node,
+                    "ownerReferences": [
+                        {
+                            "apiVersion": "v1",
+                            "kind": "Node",
+                            "name": self.node,
+                            "uid": node["metadata"]["uid"],
+                        }
+                    ],
+                },
+                "spec": {
+                    "holderIdentity": self.node,
+                    "leaseDurationSeconds": LEASE_SECONDS,
+                    "renewTime": now,
+                },
+            },
+        )
 
     def heartbeat_loop(self) -> None:
         next_status = time.monotonic() + 60
@@ -168,9 +224,11 @@ class NodeAgent:
             return
         if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
             if pod["metadata"].get("deletionTimestamp"):  # nothing runs: just finish deletion
-                self.api.delete(f"/api/v1/namespaces/{pod['metadata']['namespace']}/pods/"
-                                f"{pod['metadata']['name']}",
-                                {"gracePeriodSeconds": 0, "preconditions": {"uid": uid}})
+                self.api.delete(
+                    f"/api/v1/namespaces/{pod['metadata']['namespace']}/pods/"
+                    f"{pod['metadata']['name']}",
+                    {"gracePeriodSeconds": 0, "preconditions": {"uid": uid}},
+                )
             return
         w = PodWorker(self.ctx, pod)
         self.workers[uid] = w
@@ -192,8 +250,9 @@ class NodeAgent:
                     self._dispatch(pod)
                 self._reap({p["metadata"]["uid"] for p in lst["items"]})
                 rv = lst["metadata"]["resourceVersion"]
-                for ev in self.api.watch("/api/v1/pods", resource_version=rv,
-                                         timeout_seconds=20, fieldSelector=selector):
+                for ev in self.api.watch(
+                    "/api/v1/pods", resource_version=rv, timeout_seconds=20, fieldSelector=selector
+                ):
                     if self.stop.is_set():
                         return
                     kind, obj = ev["type"], ev["object"]
@@ -240,28 +299,44 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kubeconfig", required=True)
     p.add_argument("--node-name", default="node-1")
     p.add_argument("--state-dir", required=True)
-    p.add_argument("--api-port", type=int, required=True,
-                   help="apiserver port on 127.0.0.1 (KUBERNETES_SERVICE_PORT in containers)")
+    p.add_argument(
+        "--api-port",
+        type=int,
+        required=True,
+        help="apiserver port on 127.0.0.1 (KUBERNETES_SERVICE_PORT in containers)",
+    )
     p.add_argument("--host-ip", default=None, help="Node InternalIP (synthetic)")
     p.add_argument("--pod-cidr", default=None, help="synthetic pod IPs come from here")
-    p.add_argument("--python", default=sys.executable,
-                   help="interpreter that container commands `python`/`python3` run as")
+    p.add_argument(
+        "--python",
+        default=sys.executable,
+        help="interpreter that container commands `python`/`python3` run as",
+    )
     p.add_argument("--backoff-base", type=float, default=1.0)
     p.add_argument("--backoff-max", type=float, default=10.0)
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
-                        format="%(asctime)s %(levelname)s %(threadName)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stdout,
+        format="%(asctime)s %(levelname)s %(threadName)s %(message)s",
+    )
     index = sum(args.node_name.encode()) % 200 + 1
     host = HostEnv(
-        python=args.python, venv_bin=os.path.dirname(args.python), api_port=args.api_port,
+        python=args.python,
+        venv_bin=os.path.dirname(args.python),
+        api_port=args.api_port,
         can_mount=os.geteuid() == 0 and shutil.which("unshare") is not None,
     )
     os.makedirs(args.state_dir, exist_ok=True)
     agent = NodeAgent(
-        api=KubeClient.from_kubeconfig(args.kubeconfig), node=args.node_name,
-        state_dir=args.state_dir, host=host, host_ip=args.host_ip or f"10.240.1.{index}",
+        api=KubeClient.from_kubeconfig(args.kubeconfig),
+        node=args.node_name,
+        state_dir=args.state_dir,
+        host=host,
+        host_ip=args.host_ip or f"10.240.1.{index}",
         pod_cidr=args.pod_cidr or f"10.244.{index}.0/24",
-        backoff_base=args.backoff_base, backoff_max=args.backoff_max,
+        backoff_base=args.backoff_base,
+        backoff_max=args.backoff_max,
     )
     signal.signal(signal.SIGTERM, lambda *_: agent.stop.set())
     signal.signal(signal.SIGINT, lambda *_: agent.stop.set())

@@ -56,9 +56,15 @@ class TestPKI:
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .add_extension(
                 x509.KeyUsage(
-                    digital_signature=True, key_cert_sign=True, crl_sign=True,
-                    content_commitment=False, key_encipherment=False, data_encipherment=False,
-                    key_agreement=False, encipher_only=False, decipher_only=False,
+                    digital_signature=True,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
                 ),
                 critical=True,
             )
@@ -77,7 +83,9 @@ class TestPKI:
             0o644,
         )
 
-    def _builder(self, subject: x509.Name, public_key: ec.EllipticCurvePublicKey) -> x509.CertificateBuilder:
+    def _builder(
+        self, subject: x509.Name, public_key: ec.EllipticCurvePublicKey
+    ) -> x509.CertificateBuilder:
         return (
             x509.CertificateBuilder()
             .subject_name(subject)
@@ -88,7 +96,11 @@ class TestPKI:
         )
 
     def _issue(
-        self, *, stem: str, subject: x509.Name, usage: x509.ObjectIdentifier,
+        self,
+        *,
+        stem: str,
+        subject: x509.Name,
+        usage: x509.ObjectIdentifier,
         sans: list[x509.GeneralName] | None = None,
     ) -> CertPaths:
         key = ec.generate_private_key(ec.SECP256R1())
@@ -101,7 +113,8 @@ class TestPKI:
         return CertPaths(
             cert=_write(
                 os.path.join(self.dir, f"{stem}.crt"),
-                cert.public_bytes(serialization.Encoding.PEM), 0o644,
+                cert.public_bytes(serialization.Encoding.PEM),
+                0o644,
             ),
             key=_write(os.path.join(self.dir, f"{stem}.key"), _key_pem(key)),
         )

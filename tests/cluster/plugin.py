@@ -30,8 +30,11 @@ def _acquire() -> TestCluster:
             keep = os.environ.get("KLAMBDA_KEEP_CLUSTER_STATE") == "1"
             cluster = TestCluster(bin_dir=bin_dir).start()
             cluster.keep_state = keep  # type: ignore[attr-defined]
-            print(f"\n[k8s_cluster] control plane up in {cluster.start_seconds:.1f}s; "
-                  f"kubeconfig {cluster.admin_kubeconfig}", file=sys.stderr)
+            print(
+                f"\n[k8s_cluster] control plane up in {cluster.start_seconds:.1f}s; "
+                f"kubeconfig {cluster.admin_kubeconfig}",
+                file=sys.stderr,
+            )
             _shared["cluster"] = cluster
         _shared["users"] = int(_shared["users"]) + 1  # type: ignore[call-overload]
         return cluster  # type: ignore[return-value]
@@ -57,8 +60,9 @@ def k8s_cluster(request: pytest.FixtureRequest) -> Iterator[TestCluster]:
         cluster = _acquire()
     except ClusterError as e:
         if os.environ.get("KLAMBDA_REQUIRE_CLUSTER") == "1":
-            pytest.fail(f"KLAMBDA_REQUIRE_CLUSTER=1 but the test cluster is unavailable: {e}",
-                        pytrace=False)
+            pytest.fail(
+                f"KLAMBDA_REQUIRE_CLUSTER=1 but the test cluster is unavailable: {e}", pytrace=False
+            )
         pytest.skip(f"test cluster unavailable: {e}")
     failed_before = request.session.testsfailed
     try:

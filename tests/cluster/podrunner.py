@@ -64,6 +64,7 @@ class Ctr:
     spec: JSON
     init: bool
     restart_count: int = 0
+    ran_before: bool = False
     popen: subprocess.Popen[bytes] | None = None
     rec: ProcRecord | None = None
     env: dict[str, str] = field(default_factory=dict)
@@ -71,7 +72,7 @@ class Ctr:
     last_state: JSON = field(default_factory=dict)
     started_at: float = 0.0
     restart_at: float | None = None
-    done: bool = False                # terminated and will not be restarted
+    done: bool = False  # terminated and will not be restarted
     startup: ProbeState | None = None
     liveness: ProbeState | None = None
     readiness: ProbeState | None = None
@@ -90,9 +91,14 @@ class Ctr:
     def status(self, pod_uid: str) -> JSON:
         started = "running" in self.state and (self.startup is None or self.startup.result is True)
         st: JSON = {
-            "name": self.name, "image": self.spec.get("image", ""), "imageID": "",
-            "ready": self.ready(), "restartCount": self.restart_count,
-            "started": bool(started), "state": self.state, "lastState": self.last_state,
+            "name": self.name,
+            "image": self.spec.get("image", ""),
+            "imageID": "",
+            "ready": self.ready(),
+            "restartCount": self.restart_count,
+            "started": bool(started),
+            "state": self.state,
+            "lastState": self.last_state,
         }
         if self.rec is not None:
             st["containerID"] = f"process://{pod_uid[:8]}-{self.rec.pid}"
@@ -110,8 +116,8 @@ class PodWorker(threading.Thread):
         self.path = f"/api/v1/namespaces/{self.ns}/pods/{self.pod_name}"
         self.dir = os.path.join(ctx.state_dir, "pods", f"{self.ns}_{self.pod_name}_{self.uid[:8]}")
         self._lock = threading.Lock()
-        self.gone = threading.Event()       # the pod object no longer exists
-        self.shutdown = threading.Event()   # the agent is stopping
+        self.gone = threading.Event()  # the pod object no longer exists
+        self.shutdown = threading.Event()  # the agent is stopping
         self.finished = threading.Event()
         spec = pod["spec"]
         self.restart_policy = spec.get("restartPolicy", "Always")
@@ -248,15 +254,32 @@ class PodWorker(threading.Thread):
                 continue
             if kind == "startup" and ps.result is True:
                 continue
-            ok, msg = run_probe(ps.probe, container=c.spec, env=c.env, pid=c.popen.pid if
-                                c.popen else None, host=self.ctx.host, workdir=self._workdir(c))
+            ok, msg = run_probe(
+                ps.probe,
+                container=c.spec,
+                env=c.env,
+                pid=c.popen.pid if c.popen else None,
+                host=self.ctx.host,
+                workdir=self._workdir(c),
+            )
             result = ps.record(ok, time.monotonic())
             if not ok:
-                log.info("pod %s/%s container %s: %s probe: %s", self.ns, self.pod_name,
-                         c.name, kind, msg)
+                log.info(
+                    "pod %s/%s container %s: %s probe: %s",
+                    self.ns,
+                    self.pod_name,
+                    c.name,
+                    kind,
+                    msg,
+                )
             if kind in ("startup", "liveness") and result is False:
-                log.info("pod %s/%s container %s: %s probe failed, restarting", self.ns,
-                         self.pod_name, c.name, kind)
+                log.info(
+                    "pod %s/%s container %s: %s probe failed, restarting",
+                    self.ns,
+                    self.pod_name,
+                    c.name,
+                    kind,
+                )
                 self._stop_container(c, grace=self._grace())
                 return
 
@@ -271,54 +294,92 @@ class PodWorker(threading.Thread):
             argv = container_argv(c.spec, c.env, self.ctx.host)
             workdir = self._workdir(c)
             os.makedirs(workdir, exist_ok=True)
-            argv = mount_wrapper(container=c.spec, volumes=self.volumes, argv=argv,
-                                 workdir=workdir, host=self.ctx.host)
+            argv = mount_wrapper(
+                container=c.spec,
+                volumes=self.volumes,
+                argv=argv,
+                workdir=workdir,
+                host=self.ctx.host,
+            )
         except (PodConfigError, ApiError) as e:
             c.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(e)}}
             c.restart_at = time.monotonic() + 2.0
             return
-        logpath = os.path.join(self.ctx.state_dir, "logs", f"{self.ns}_{self.pod_name}_{c.name}.log")
+        logpath = os.path.join(
+            self.ctx.state_dir, "logs", f"{self.ns}_{self.pod_name}_{c.name}.log"
+        )
         with open(logpath, "ab") as out:
             try:
                 c.popen = subprocess.Popen(
-                    argv, env=c.env, cwd=workdir, stdout=out, stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL, start_new_session=True,
-                    preexec_fn=die_with_parent)  # noqa: PLW1509
+                    argv,
+                    env=c.env,
+                    cwd=workdir,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                    preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl(2)
+                )
             except OSError as e:
                 c.state = {"waiting": {"reason": "RunContainerError", "message": str(e)}}
                 c.restart_at = time.monotonic() + 2.0
                 return
-        c.rec = ProcRecord(name=f"{self.ns}/{self.pod_name}/{c.name}", pid=c.popen.pid,
-                           start_time=proc_start_time(c.popen.pid) or "", log=logpath)
+        if c.ran_before:  # like kubelet: counted when the new instance starts
+            c.restart_count += 1
+        c.ran_before = True
+        c.rec = ProcRecord(
+            name=f"{self.ns}/{self.pod_name}/{c.name}",
+            pid=c.popen.pid,
+            start_time=proc_start_time(c.popen.pid) or "",
+            log=logpath,
+        )
         self.ctx.register(c.rec)
         now = time.monotonic()
         c.started_at = now
         c.state = {"running": {"startedAt": rfc3339()}}
         c.startup = ProbeState(c.spec["startupProbe"], now) if c.spec.get("startupProbe") else None
-        c.liveness = ProbeState(c.spec["livenessProbe"], now) if c.spec.get("livenessProbe") else None
-        c.readiness = (ProbeState(c.spec["readinessProbe"], now)
-                       if c.spec.get("readinessProbe") else None)
-        log.info("pod %s/%s: started container %s pid %d: %s", self.ns, self.pod_name, c.name,
-                 c.popen.pid, " ".join(argv[-3:])[:160])
+        c.liveness = (
+            ProbeState(c.spec["livenessProbe"], now) if c.spec.get("livenessProbe") else None
+        )
+        c.readiness = (
+            ProbeState(c.spec["readinessProbe"], now) if c.spec.get("readinessProbe") else None
+        )
+        log.info(
+            "pod %s/%s: started container %s pid %d: %s",
+            self.ns,
+            self.pod_name,
+            c.name,
+            c.popen.pid,
+            " ".join(argv[-3:])[:160],
+        )
 
     def _record_exit(self, c: Ctr, code: int) -> None:
         if code < 0:  # killed by a signal: report 128+signal like a container runtime
             code = 128 - code
         started = c.state.get("running", {}).get("startedAt", rfc3339())
-        c.state = {"terminated": {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
-                                  "startedAt": started, "finishedAt": rfc3339()}}
+        c.state = {
+            "terminated": {
+                "exitCode": code,
+                "reason": "Completed" if code == 0 else "Error",
+                "startedAt": started,
+                "finishedAt": rfc3339(),
+            }
+        }
         if c.rec is not None:
             stop_group(c.rec, grace=0.0, popen=c.popen)  # stray children die with it
             self.ctx.unregister(c.rec)
         c.popen, c.rec = None, None
 
     def _schedule_restart(self, c: Ctr) -> None:
-        delay = min(self.ctx.backoff_base * 2 ** c.restart_count, self.ctx.backoff_max)
+        delay = min(self.ctx.backoff_base * 2**c.restart_count, self.ctx.backoff_max)
         c.last_state = c.state
-        c.restart_count += 1
         c.restart_at = time.monotonic() + delay
-        c.state = {"waiting": {"reason": "CrashLoopBackOff",
-                               "message": f"back-off {delay:.0f}s restarting failed container"}}
+        c.state = {
+            "waiting": {
+                "reason": "CrashLoopBackOff",
+                "message": f"back-off {delay:.0f}s restarting failed container",
+            }
+        }
 
     def _stop_container(self, c: Ctr, *, grace: float) -> None:
         if c.popen is None or c.rec is None:
@@ -357,13 +418,22 @@ class PodWorker(threading.Thread):
         if self.gone.is_set():
             return
         for c in self.ctrs:
-            c.state = c.state if "terminated" in c.state else {
-                "terminated": {"exitCode": 0, "reason": "Completed", "finishedAt": rfc3339()}}
+            c.state = (
+                c.state
+                if "terminated" in c.state
+                else {"terminated": {"exitCode": 0, "reason": "Completed", "finishedAt": rfc3339()}}
+            )
         try:
             self._publish()
-            self.ctx.api.delete(self.path, {
-                "apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0,
-                "preconditions": {"uid": self.uid}})
+            self.ctx.api.delete(
+                self.path,
+                {
+                    "apiVersion": "v1",
+                    "kind": "DeleteOptions",
+                    "gracePeriodSeconds": 0,
+                    "preconditions": {"uid": self.uid},
+                },
+            )
         except ApiError as e:
             if e.status not in (404, 409):
                 raise
@@ -374,15 +444,26 @@ class PodWorker(threading.Thread):
         now = rfc3339()
 
         def cond(kind: str, ok: bool) -> JSON:
-            return {"type": kind, "status": "True" if ok else "False", "lastProbeTime": None,
-                    "lastTransitionTime": now}
+            return {
+                "type": kind,
+                "status": "True" if ok else "False",
+                "lastProbeTime": None,
+                "lastTransitionTime": now,
+            }
+
         status: JSON = {
-            "phase": self.phase, "hostIP": self.ctx.host_ip,
-            "hostIPs": [{"ip": self.ctx.host_ip}], "podIP": self.ip, "podIPs": [{"ip": self.ip}],
+            "phase": self.phase,
+            "hostIP": self.ctx.host_ip,
+            "hostIPs": [{"ip": self.ctx.host_ip}],
+            "podIP": self.ip,
+            "podIPs": [{"ip": self.ip}],
             "startTime": self.start_time,
             "conditions": [
-                cond("PodReadyToStartContainers", True), cond("Initialized", self.initialized),
-                cond("ContainersReady", ready), cond("Ready", ready), cond("PodScheduled", True),
+                cond("PodReadyToStartContainers", True),
+                cond("Initialized", self.initialized),
+                cond("ContainersReady", ready),
+                cond("Ready", ready),
+                cond("PodScheduled", True),
             ],
             "containerStatuses": [c.status(self.uid) for c in self.ctrs],
         }
@@ -393,9 +474,15 @@ class PodWorker(threading.Thread):
     def _publish(self) -> None:
         status = self._status()
         # Only transition-relevant content decides whether to write (timestamps churn).
-        key = json.dumps([status["phase"], [c["status"] for c in status["conditions"]],
-                          status["containerStatuses"], status.get("initContainerStatuses")],
-                         sort_keys=True)
+        key = json.dumps(
+            [
+                status["phase"],
+                [c["status"] for c in status["conditions"]],
+                status["containerStatuses"],
+                status.get("initContainerStatuses"),
+            ],
+            sort_keys=True,
+        )
         if key == self._published:
             return
         prev = {}
@@ -406,8 +493,9 @@ class PodWorker(threading.Thread):
             if old is not None and old.get("status") == c["status"]:
                 c["lastTransitionTime"] = old.get("lastTransitionTime", c["lastTransitionTime"])
         try:
-            self.ctx.api.merge_patch(self.path + "/status",
-                                     {"metadata": {"uid": self.uid}, "status": status})
+            self.ctx.api.merge_patch(
+                self.path + "/status", {"metadata": {"uid": self.uid}, "status": status}
+            )
             self._published = key
         except ApiError as e:
             if e.status == 404:

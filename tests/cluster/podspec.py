@@ -33,19 +33,21 @@ class PodConfigError(Exception):
 class HostEnv:
     """Facts about the machine a node agent runs pods on."""
 
-    python: str          # interpreter that `python`/`python3` map to
-    venv_bin: str        # put first on PATH
-    api_port: int        # KUBERNETES_SERVICE_HOST=127.0.0.1, KUBERNETES_SERVICE_PORT=api_port
-    can_mount: bool      # root + unshare: volumes appear at their mountPath
+    python: str  # interpreter that `python`/`python3` map to
+    venv_bin: str  # put first on PATH
+    api_port: int  # KUBERNETES_SERVICE_HOST=127.0.0.1, KUBERNETES_SERVICE_PORT=api_port
+    can_mount: bool  # root + unshare: volumes appear at their mountPath
 
 
 def expand(value: str, env: dict[str, str]) -> str:
     """Kubernetes $(VAR) expansion: unknown references stay as written, $$ escapes."""
+
     def sub(m: re.Match[str]) -> str:
         if m.group(0) == "$$":
             return "$"
         name = m.group(1)
         return env.get(name, m.group(0))
+
     return _VAR_REF.sub(sub, value)
 
 
@@ -55,10 +57,13 @@ def field_value(pod: JSON, path: str) -> str:
     if m:
         return str(meta.get(m.group(1), {}).get(m.group(2), ""))
     simple = {
-        "metadata.name": meta.get("name"), "metadata.namespace": meta.get("namespace"),
-        "metadata.uid": meta.get("uid"), "spec.nodeName": spec.get("nodeName"),
+        "metadata.name": meta.get("name"),
+        "metadata.namespace": meta.get("namespace"),
+        "metadata.uid": meta.get("uid"),
+        "spec.nodeName": spec.get("nodeName"),
         "spec.serviceAccountName": spec.get("serviceAccountName"),
-        "status.hostIP": status.get("hostIP"), "status.podIP": status.get("podIP"),
+        "status.hostIP": status.get("hostIP"),
+        "status.podIP": status.get("podIP"),
         "status.hostIPs": ",".join(i["ip"] for i in status.get("hostIPs", [])),
         "status.podIPs": ",".join(i["ip"] for i in status.get("podIPs", [])),
     }
@@ -71,8 +76,18 @@ def field_value(pod: JSON, path: str) -> str:
     return str(simple[path] or "")
 
 
-_SUFFIX = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 10**3, "M": 10**6,
-           "G": 10**9, "T": 10**12, "m": 10**-3, "": 1}
+_SUFFIX = {
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "m": 10**-3,
+    "": 1,
+}
 
 
 def quantity(q: str) -> float:
@@ -125,10 +140,13 @@ def container_env(api: KubeClient, pod: JSON, container: JSON, host: HostEnv) ->
         "HOME": os.environ.get("HOME", "/root"),
         "HOSTNAME": pod["metadata"]["name"],
         "VIRTUAL_ENV": os.path.dirname(host.venv_bin),
-        "KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(port),
-        "KUBERNETES_SERVICE_PORT_HTTPS": str(port), "KUBERNETES_PORT": f"tcp://127.0.0.1:{port}",
+        "KUBERNETES_SERVICE_HOST": "127.0.0.1",
+        "KUBERNETES_SERVICE_PORT": str(port),
+        "KUBERNETES_SERVICE_PORT_HTTPS": str(port),
+        "KUBERNETES_PORT": f"tcp://127.0.0.1:{port}",
         "KUBERNETES_PORT_443_TCP": f"tcp://127.0.0.1:{port}",
-        "KUBERNETES_PORT_443_TCP_ADDR": "127.0.0.1", "KUBERNETES_PORT_443_TCP_PORT": str(port),
+        "KUBERNETES_PORT_443_TCP_ADDR": "127.0.0.1",
+        "KUBERNETES_PORT_443_TCP_PORT": str(port),
         "KUBERNETES_PORT_443_TCP_PROTO": "tcp",
     }
     for k in ("LANG", "LC_ALL", "TZ", "TMPDIR"):
@@ -155,16 +173,21 @@ def container_env(api: KubeClient, pod: JSON, container: JSON, host: HostEnv) ->
         elif "resourceFieldRef" in vf:
             env[name] = resource_value(pod, vf["resourceFieldRef"], container["name"])
         else:
-            kind, key = (("configmaps", "configMapKeyRef") if "configMapKeyRef" in vf
-                         else ("secrets", "secretKeyRef"))
+            kind, key = (
+                ("configmaps", "configMapKeyRef")
+                if "configMapKeyRef" in vf
+                else ("secrets", "secretKeyRef")
+            )
             ref = vf[key]
             optional = ref.get("optional", False)
             data = _object_data(_get_object(api, ns, kind, ref["name"], optional), kind)
             if ref["key"] in data:
                 env[name] = data[ref["key"]].decode(errors="replace")
             elif not optional:
-                raise PodConfigError(f"key {ref['key']!r} not found in {kind[:-1]} "
-                                     f"{ns}/{ref['name']} (env {name} of {container['name']})")
+                raise PodConfigError(
+                    f"key {ref['key']!r} not found in {kind[:-1]} "
+                    f"{ns}/{ref['name']} (env {name} of {container['name']})"
+                )
     return env
 
 
@@ -173,7 +196,8 @@ def container_argv(container: JSON, env: dict[str, str], host: HostEnv) -> list[
     if not command:
         raise PodConfigError(
             f"container {container['name']!r} has no command: the test node agent does not "
-            "pull images, so it cannot know the image's entrypoint; set spec.containers[].command")
+            "pull images, so it cannot know the image's entrypoint; set spec.containers[].command"
+        )
     argv = [expand(a, env) for a in command + list(container.get("args") or [])]
     if _PYTHON_NAMES.match(argv[0]):
         argv[0] = host.python
@@ -181,6 +205,7 @@ def container_argv(container: JSON, env: dict[str, str], host: HostEnv) -> list[
 
 
 # ---- volumes -------------------------------------------------------------------------------
+
 
 def _write_file(path: str, data: bytes, mode: int) -> bool:
     """Atomically (re)write a file; True if its content changed."""
@@ -200,8 +225,9 @@ def _write_file(path: str, data: bytes, mode: int) -> bool:
     return True
 
 
-def _project_keys(target: str, data: dict[str, bytes], items: list[JSON] | None,
-                  mode: int, what: str) -> None:
+def _project_keys(
+    target: str, data: dict[str, bytes], items: list[JSON] | None, mode: int, what: str
+) -> None:
     if items:
         for it in items:
             if it["key"] not in data:
@@ -253,12 +279,20 @@ class VolumeSet:
             src = vol["configMap"] if "configMap" in vol else vol["secret"]
             obj_name = src.get("name") or src.get("secretName")
             obj = _get_object(self.api, ns, kind, obj_name, src.get("optional", False))
-            _project_keys(target, _object_data(obj, kind), src.get("items"),
-                          src.get("defaultMode", 0o644), f"{kind[:-1]} {ns}/{obj_name}")
+            _project_keys(
+                target,
+                _object_data(obj, kind),
+                src.get("items"),
+                src.get("defaultMode", 0o644),
+                f"{kind[:-1]} {ns}/{obj_name}",
+            )
             return
         if "downwardAPI" in vol:
-            self._downward(target, vol["downwardAPI"].get("items", []),
-                           vol["downwardAPI"].get("defaultMode", 0o644))
+            self._downward(
+                target,
+                vol["downwardAPI"].get("items", []),
+                vol["downwardAPI"].get("defaultMode", 0o644),
+            )
             return
         if "projected" in vol:
             mode = vol["projected"].get("defaultMode", 0o644)
@@ -269,17 +303,26 @@ class VolumeSet:
                     kind = "configmaps" if "configMap" in s else "secrets"
                     src = s.get("configMap") or s.get("secret")
                     obj = _get_object(self.api, ns, kind, src["name"], src.get("optional", False))
-                    _project_keys(target, _object_data(obj, kind), src.get("items"), mode,
-                                  f"{kind[:-1]} {ns}/{src['name']}")
+                    _project_keys(
+                        target,
+                        _object_data(obj, kind),
+                        src.get("items"),
+                        mode,
+                        f"{kind[:-1]} {ns}/{src['name']}",
+                    )
                 elif "downwardAPI" in s:
                     self._downward(target, s["downwardAPI"].get("items", []), mode)
                 else:
-                    raise PodConfigError(f"projected source {sorted(s)} of volume {name!r} "
-                                         "is not supported by the test node agent")
+                    raise PodConfigError(
+                        f"projected source {sorted(s)} of volume {name!r} "
+                        "is not supported by the test node agent"
+                    )
             return
-        raise PodConfigError(f"volume {name!r} of type {sorted(set(vol) - {'name'})} is not "
-                             "supported by the test node agent (supported: configMap, secret, "
-                             "emptyDir, downwardAPI, projected, hostPath)")
+        raise PodConfigError(
+            f"volume {name!r} of type {sorted(set(vol) - {'name'})} is not "
+            "supported by the test node agent (supported: configMap, secret, "
+            "emptyDir, downwardAPI, projected, hostPath)"
+        )
 
     def _downward(self, target: str, items: list[JSON], mode: int) -> None:
         for it in items:
@@ -297,8 +340,12 @@ class VolumeSet:
         meta = self.pod["metadata"]
         spec: JSON = {
             "expirationSeconds": src.get("expirationSeconds", 3600),
-            "boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": meta["name"],
-                               "uid": meta["uid"]},
+            "boundObjectRef": {
+                "kind": "Pod",
+                "apiVersion": "v1",
+                "name": meta["name"],
+                "uid": meta["uid"],
+            },
         }
         if src.get("audience"):
             spec["audiences"] = [src["audience"]]
@@ -311,8 +358,9 @@ class VolumeSet:
         st.issued_at, st.expires_at = now, now + spec["expirationSeconds"]
 
 
-def mount_wrapper(*, container: JSON, volumes: VolumeSet, argv: list[str], workdir: str,
-                  host: HostEnv) -> list[str]:
+def mount_wrapper(
+    *, container: JSON, volumes: VolumeSet, argv: list[str], workdir: str, host: HostEnv
+) -> list[str]:
     """argv that runs `argv` in a private mount namespace with the volumes at mountPath."""
     mounts = sorted(container.get("volumeMounts", []), key=lambda m: m["mountPath"].count("/"))
     if not mounts:
@@ -320,7 +368,8 @@ def mount_wrapper(*, container: JSON, volumes: VolumeSet, argv: list[str], workd
     if not host.can_mount:
         raise PodConfigError(
             "volumeMounts need a private mount namespace: run the test node agent as root "
-            "with unshare(1) available")
+            "with unshare(1) available"
+        )
     q = shlex.quote
     lines = []
     for m in mounts:  # outer mounts first; nested mountpoints are created inside volumes
@@ -338,11 +387,22 @@ def mount_wrapper(*, container: JSON, volumes: VolumeSet, argv: list[str], workd
             lines.append(f"mount -o remount,bind,ro {q(m['mountPath'])}")
     lines.append(f"mkdir -p {q(workdir)} && cd {q(workdir)}")
     lines.append('exec "$@"')
-    return ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-ec",
-            "\n".join(lines), "sh", *argv]
+    return [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        "/bin/sh",
+        "-ec",
+        "\n".join(lines),
+        "sh",
+        *argv,
+    ]
 
 
 # ---- probes --------------------------------------------------------------------------------
+
 
 def _port(container: JSON, port: Any) -> int:
     if isinstance(port, int) or str(port).isdigit():
@@ -353,8 +413,15 @@ def _port(container: JSON, port: Any) -> int:
     raise PodConfigError(f"probe names unknown port {port!r} of container {container['name']!r}")
 
 
-def run_probe(probe: JSON, *, container: JSON, env: dict[str, str], pid: int | None,
-              host: HostEnv, workdir: str) -> tuple[bool, str]:
+def run_probe(
+    probe: JSON,
+    *,
+    container: JSON,
+    env: dict[str, str],
+    pid: int | None,
+    host: HostEnv,
+    workdir: str,
+) -> tuple[bool, str]:
     """Run one probe attempt; (success, message). Network probes target 127.0.0.1."""
     timeout = float(probe.get("timeoutSeconds", 1))
     try:
@@ -364,8 +431,9 @@ def run_probe(probe: JSON, *, container: JSON, env: dict[str, str], pid: int | N
                 argv[0] = host.python
             if pid is not None and container.get("volumeMounts") and host.can_mount:
                 argv = ["nsenter", f"--mount=/proc/{pid}/ns/mnt", f"--wd={workdir}", "--", *argv]
-            res = subprocess.run(argv, env=env, cwd=workdir, capture_output=True,
-                                 timeout=timeout, check=False)
+            res = subprocess.run(
+                argv, env=env, cwd=workdir, capture_output=True, timeout=timeout, check=False
+            )
             return res.returncode == 0, f"exec exit {res.returncode}"
         if "httpGet" in probe:
             hg = probe["httpGet"]
@@ -373,7 +441,8 @@ def run_probe(probe: JSON, *, container: JSON, env: dict[str, str], pid: int | N
             hostname = hg.get("host") or "127.0.0.1"
             if hg.get("scheme", "HTTP").upper() == "HTTPS":
                 conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                    hostname, port, timeout=timeout, context=ssl._create_unverified_context())
+                    hostname, port, timeout=timeout, context=ssl._create_unverified_context()
+                )
             else:
                 conn = http.client.HTTPConnection(hostname, port, timeout=timeout)
             try:
@@ -385,8 +454,9 @@ def run_probe(probe: JSON, *, container: JSON, env: dict[str, str], pid: int | N
             return 200 <= status < 400, f"HTTP {status}"
         if "tcpSocket" in probe:
             port = _port(container, probe["tcpSocket"]["port"])
-            with socket.create_connection((probe["tcpSocket"].get("host") or "127.0.0.1", port),
-                                          timeout=timeout):
+            with socket.create_connection(
+                (probe["tcpSocket"].get("host") or "127.0.0.1", port), timeout=timeout
+            ):
                 return True, "tcp connect ok"
         return False, f"probe type {sorted(probe)} is not supported by the test node agent"
     except (OSError, subprocess.TimeoutExpired, http.client.HTTPException) as e:

@@ -77,20 +77,32 @@ class ProcRecord:
 
 
 def spawn(
-    name: str, args: list[str], *, log: str, env: dict[str, str] | None = None,
-    cwd: str | None = None, tie_to_parent: bool = True,
+    name: str,
+    args: list[str],
+    *,
+    log: str,
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
+    tie_to_parent: bool = True,
 ) -> tuple[subprocess.Popen[bytes], ProcRecord]:
     with open(log, "ab") as out:
         p = subprocess.Popen(
-            args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=env, cwd=cwd, start_new_session=True,
+            args,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
             preexec_fn=die_with_parent if tie_to_parent else None,  # noqa: PLW1509
         )
     st = proc_start_time(p.pid) or ""
     return p, ProcRecord(name=name, pid=p.pid, start_time=st, log=log)
 
 
-def stop_group(rec: ProcRecord, *, grace: float = 10.0, popen: subprocess.Popen[bytes] | None = None) -> None:
+def stop_group(
+    rec: ProcRecord, *, grace: float = 10.0, popen: subprocess.Popen[bytes] | None = None
+) -> None:
     """SIGTERM the process group, wait up to `grace`, then SIGKILL it; reap if we can.
 
     Without a Popen (another process started it) the group is only signalled while its leader
@@ -133,7 +145,11 @@ def load_records(path: str) -> tuple[list[ProcRecord], dict[str, object]]:
 
 
 def wait_until(
-    check: Callable[[], object], *, timeout: float, interval: float = 0.2, what: str,
+    check: Callable[[], object],
+    *,
+    timeout: float,
+    interval: float = 0.2,
+    what: str,
 ) -> object:
     """Poll `check` until it returns a truthy value; raise TimeoutError naming `what`."""
     deadline = time.monotonic() + timeout

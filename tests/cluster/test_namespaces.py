@@ -17,16 +17,23 @@ def test_deleting_namespace_cleans_up(k8s_cluster: TestCluster) -> None:
     k8s_cluster.create_namespace(ns)
     k8s_cluster.wait_for(
         lambda: k8s_cluster.api.get_or_none(f"/api/v1/namespaces/{ns}/serviceaccounts/default"),
-        timeout=30, what="default ServiceAccount")
+        timeout=30,
+        what="default ServiceAccount",
+    )
     dep = deployment("sleeper", command=["python", "-c", "import time; time.sleep(3600)"])
     k8s_cluster.api.create(f"/apis/apps/v1/namespaces/{ns}/deployments", dep)
     pod = k8s_cluster.wait_for(
         lambda: next((p for p in pod_of(k8s_cluster, ns, "app=sleeper") if is_ready(p)), None),
-        timeout=60, what="sleeper pod Ready")
+        timeout=60,
+        what="sleeper pod Ready",
+    )
     pid = container_pid(pod, "main")
     assert pid is not None and pid_alive(pid)
 
     k8s_cluster.api.delete(f"/api/v1/namespaces/{ns}")
-    k8s_cluster.wait_for(lambda: k8s_cluster.api.get_or_none(f"/api/v1/namespaces/{ns}") is None,
-                         timeout=90, what=f"namespace {ns} to be gone")
+    k8s_cluster.wait_for(
+        lambda: k8s_cluster.api.get_or_none(f"/api/v1/namespaces/{ns}") is None,
+        timeout=90,
+        what=f"namespace {ns} to be gone",
+    )
     assert not pid_alive(pid)

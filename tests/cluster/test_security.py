@@ -16,16 +16,23 @@ def test_privileged_pod_rejected_in_restricted_namespace(k8s_cluster: TestCluste
     k8s_cluster.create_namespace(ns, labels={"pod-security.kubernetes.io/enforce": "restricted"})
     try:
         pod = {
-            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "priv"},
-            "spec": {"containers": [{
-                "name": "main", "image": "busybox", "command": ["python", "-c", "pass"],
-                "securityContext": {"privileged": True},
-            }]},
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "priv"},
+            "spec": {
+                "containers": [
+                    {
+                        "name": "main",
+                        "image": "busybox",
+                        "command": ["python", "-c", "pass"],
+                        "securityContext": {"privileged": True},
+                    }
+                ]
+            },
         }
         import json
 
-        res = k8s_cluster.kubectl("-n", ns, "apply", "-f", "-", input=json.dumps(pod),
-                                  check=False)
+        res = k8s_cluster.kubectl("-n", ns, "apply", "-f", "-", input=json.dumps(pod), check=False)
         assert res.returncode != 0
         assert "violates PodSecurity" in res.stderr
         assert "restricted" in res.stderr and "privileged" in res.stderr
@@ -37,28 +44,40 @@ def test_privileged_pod_rejected_in_restricted_namespace(k8s_cluster: TestCluste
 def test_service_account_denied_until_role_bound(k8s_cluster: TestCluster, namespace: str) -> None:
     kubeconfig = k8s_cluster.kubeconfig_for_service_account(namespace, "reader")
 
-    who = k8s_cluster.kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}",
-                              kubeconfig=kubeconfig)
+    who = k8s_cluster.kubectl(
+        "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}", kubeconfig=kubeconfig
+    )
     assert who.stdout == f"system:serviceaccount:{namespace}:reader"
 
-    denied = k8s_cluster.kubectl("-n", namespace, "get", "configmaps", kubeconfig=kubeconfig,
-                                 check=False)
+    denied = k8s_cluster.kubectl(
+        "-n", namespace, "get", "configmaps", kubeconfig=kubeconfig, check=False
+    )
     assert denied.returncode != 0
     assert "forbidden" in denied.stderr.lower()
     assert f"system:serviceaccount:{namespace}:reader" in denied.stderr
 
-    k8s_cluster.kubectl("-n", namespace, "create", "role", "cm-reader", "--verb=get,list",
-                        "--resource=configmaps")
-    k8s_cluster.kubectl("-n", namespace, "create", "rolebinding", "cm-reader",
-                        "--role=cm-reader", f"--serviceaccount={namespace}:reader")
+    k8s_cluster.kubectl(
+        "-n", namespace, "create", "role", "cm-reader", "--verb=get,list", "--resource=configmaps"
+    )
+    k8s_cluster.kubectl(
+        "-n",
+        namespace,
+        "create",
+        "rolebinding",
+        "cm-reader",
+        "--role=cm-reader",
+        f"--serviceaccount={namespace}:reader",
+    )
 
     def allowed() -> bool:
-        res = k8s_cluster.kubectl("-n", namespace, "get", "configmaps", kubeconfig=kubeconfig,
-                                  check=False)
+        res = k8s_cluster.kubectl(
+            "-n", namespace, "get", "configmaps", kubeconfig=kubeconfig, check=False
+        )
         return res.returncode == 0 and "kube-root-ca.crt" in res.stdout
 
     k8s_cluster.wait_for(allowed, timeout=20, what="RBAC to allow the bound ServiceAccount")
     # The Role grants reads only.
-    write = k8s_cluster.kubectl("-n", namespace, "create", "configmap", "x", kubeconfig=kubeconfig,
-                                check=False)
+    write = k8s_cluster.kubectl(
+        "-n", namespace, "create", "configmap", "x", kubeconfig=kubeconfig, check=False
+    )
     assert write.returncode != 0 and "forbidden" in write.stderr.lower()

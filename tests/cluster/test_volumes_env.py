@@ -7,6 +7,7 @@ pod's ServiceAccount."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -40,54 +41,97 @@ import time; time.sleep(3600)
 """
 
 
-def test_configmap_volume_env_and_projected_token(k8s_cluster: TestCluster,
-                                                  namespace: str) -> None:
+def test_configmap_volume_env_and_projected_token(k8s_cluster: TestCluster, namespace: str) -> None:
     api = k8s_cluster.api
-    api.create(f"/api/v1/namespaces/{namespace}/configmaps", {
-        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"},
-        "data": {"greeting": "hello from a configmap", "other": "second key"},
-    })
-    api.create(f"/api/v1/namespaces/{namespace}/secrets", {
-        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"},
-        "stringData": {"password": "s3cret"},
-    })
+    api.create(
+        f"/api/v1/namespaces/{namespace}/configmaps",
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "settings"},
+            "data": {"greeting": "hello from a configmap", "other": "second key"},
+        },
+    )
+    api.create(
+        f"/api/v1/namespaces/{namespace}/secrets",
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "creds"},
+            "stringData": {"password": "s3cret"},
+        },
+    )
     k8s_cluster.ensure_service_account(namespace, "worker")
     workdir = f"/tmp/klambda-test-workdir-{namespace}"
     pod = {
-        "apiVersion": "v1", "kind": "Pod",
+        "apiVersion": "v1",
+        "kind": "Pod",
         "metadata": {"name": "inspect", "labels": {"app": "inspect"}},
         "spec": {
             "serviceAccountName": "worker",
             "terminationGracePeriodSeconds": 2,
             "volumes": [
                 {"name": "config", "configMap": {"name": "settings"}},
-                {"name": "config-items", "configMap": {
-                    "name": "settings", "items": [{"key": "other", "path": "renamed.txt"}]}},
-                {"name": "podinfo", "downwardAPI": {"items": [
-                    {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}},
+                {
+                    "name": "config-items",
+                    "configMap": {
+                        "name": "settings",
+                        "items": [{"key": "other", "path": "renamed.txt"}],
+                    },
+                },
+                {
+                    "name": "podinfo",
+                    "downwardAPI": {
+                        "items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]
+                    },
+                },
             ],
-            "containers": [{
-                "name": "main", "image": "python:3.11-slim", "workingDir": workdir,
-                "command": ["python", "-c", PROBE_SCRIPT],
-                "env": [
-                    {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-                    {"name": "POD_NAMESPACE",
-                     "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-                    {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-                    {"name": "APP_LABEL",
-                     "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
-                    {"name": "GREETING", "valueFrom": {
-                        "configMapKeyRef": {"name": "settings", "key": "greeting"}}},
-                    {"name": "PASSWORD", "valueFrom": {
-                        "secretKeyRef": {"name": "creds", "key": "password"}}},
-                    {"name": "COMBINED", "value": "$(POD_NAME)@$(POD_NAMESPACE)"},
-                ],
-                "volumeMounts": [
-                    {"name": "config", "mountPath": "/srv/klambda-test/config", "readOnly": True},
-                    {"name": "config-items", "mountPath": "/srv/klambda-test/config/sub"},
-                    {"name": "podinfo", "mountPath": "/srv/klambda-test/podinfo"},
-                ],
-            }],
+            "containers": [
+                {
+                    "name": "main",
+                    "image": "python:3.11-slim",
+                    "workingDir": workdir,
+                    "command": ["python", "-c", PROBE_SCRIPT],
+                    "env": [
+                        {
+                            "name": "POD_NAME",
+                            "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
+                        },
+                        {
+                            "name": "POD_NAMESPACE",
+                            "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+                        },
+                        {
+                            "name": "POD_IP",
+                            "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}},
+                        },
+                        {
+                            "name": "APP_LABEL",
+                            "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}},
+                        },
+                        {
+                            "name": "GREETING",
+                            "valueFrom": {
+                                "configMapKeyRef": {"name": "settings", "key": "greeting"}
+                            },
+                        },
+                        {
+                            "name": "PASSWORD",
+                            "valueFrom": {"secretKeyRef": {"name": "creds", "key": "password"}},
+                        },
+                        {"name": "COMBINED", "value": "$(POD_NAME)@$(POD_NAMESPACE)"},
+                    ],
+                    "volumeMounts": [
+                        {
+                            "name": "config",
+                            "mountPath": "/srv/klambda-test/config",
+                            "readOnly": True,
+                        },
+                        {"name": "config-items", "mountPath": "/srv/klambda-test/config/sub"},
+                        {"name": "podinfo", "mountPath": "/srv/klambda-test/podinfo"},
+                    ],
+                }
+            ],
         },
     }
     api.create(f"/api/v1/namespaces/{namespace}/pods", pod)
@@ -95,17 +139,24 @@ def test_configmap_volume_env_and_projected_token(k8s_cluster: TestCluster,
     def report() -> dict | None:
         for line in k8s_cluster.pod_log(namespace, "inspect", "main").splitlines():
             if line.startswith("REPORT "):
-                return json.loads(line[len("REPORT "):])
+                return json.loads(line[len("REPORT ") :])
         return None
 
-    r = k8s_cluster.wait_for(report, timeout=60, what="the inspect pod's REPORT line")
+    try:
+        r = k8s_cluster.wait_for(report, timeout=60, what="the inspect pod's REPORT line")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
     live = api.get(f"/api/v1/namespaces/{namespace}/pods/inspect")
     assert r["greeting_file"] == "hello from a configmap"
     assert r["renamed_file"] == "second key"
     assert 'app="inspect"' in r["labels_file"]
     assert r["env"] == {
-        "POD_NAME": "inspect", "POD_NAMESPACE": namespace, "POD_IP": live["status"]["podIP"],
-        "APP_LABEL": "inspect", "GREETING": "hello from a configmap", "PASSWORD": "s3cret",
+        "POD_NAME": "inspect",
+        "POD_NAMESPACE": namespace,
+        "POD_IP": live["status"]["podIP"],
+        "APP_LABEL": "inspect",
+        "GREETING": "hello from a configmap",
+        "PASSWORD": "s3cret",
         "COMBINED": f"inspect@{namespace}",
     }
     assert r["cwd"] == workdir

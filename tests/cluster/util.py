@@ -36,12 +36,19 @@ def is_ready(pod: JSON) -> bool:
     return conds.get("Ready") == "True"
 
 
-def deployment(name: str, *, command: list[str], replicas: int = 1, extra: JSON | None = None,
-               ) -> JSON:
+def deployment(
+    name: str,
+    *,
+    command: list[str],
+    replicas: int = 1,
+    extra: JSON | None = None,
+) -> JSON:
     container: JSON = {"name": "main", "image": "python:3.11-slim", "command": command}
     container.update(extra or {})
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": {"app": name}},
