@@ -166,7 +166,8 @@ class Code:
     )
     zip_file: str | None = spec_field(
         default=None,
-        description="A base64-encoded zip archive (at most ~730 KB of zip; use url above).",
+        description="A base64-encoded zip archive (at most ~730 KB of zip; use url for larger "
+        "code).",
         max_length=MAX_ZIPFILE_CHARS,
     )
     url: CodeUrl | None = spec_field(default=None, description="A zip archive at a URL.")

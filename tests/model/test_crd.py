@@ -73,3 +73,13 @@ def test_crd_names_and_determinism() -> None:
     assert doc["spec"]["names"]["categories"] == ["klambda"]
     assert doc["spec"]["versions"][0]["subresources"] == {"status": {}}
     assert dump("Alias") == dump("Alias")
+
+
+def test_docs_field_reference_is_current() -> None:
+    from pathlib import Path
+
+    from klambda_model.reference import BEGIN, END, markdown_reference
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "resources.md").read_text()
+    current = docs[docs.index(BEGIN): docs.index(END) + len(END)] + "\n"
+    assert current == markdown_reference(), "run: python -m klambda_model.reference"
