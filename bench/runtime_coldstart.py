@@ -15,6 +15,7 @@ Usage: python bench/runtime_coldstart.py [-n 20]
 from __future__ import annotations
 
 import argparse
+import os
 import asyncio
 import socket
 import statistics
@@ -52,7 +53,7 @@ async def environment_once(gw: TestGateway, launcher, code: Path, n: int, tag: s
     spec = EnvironmentSpec(
         environment_id=f"{tag}-{n}", gateway=gw.address, namespace="default",
         function_name="bench", version="$LATEST", runtime="python3.12",
-        handler="app.handler", code_dir=str(code),
+        handler="app.handler", code_dir=str(code), log_path=os.devnull,
     )
     t0 = time.perf_counter()
     env = await launcher.start(spec)

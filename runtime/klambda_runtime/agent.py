@@ -25,6 +25,7 @@ import random
 import signal
 import socket
 import sys
+import time
 from typing import Any
 
 from klambda_runtime.errors import SettingsError
@@ -88,9 +89,11 @@ class Agent:
     async def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._loop.add_signal_handler(sig, self.drain)
-        await self.supervisor.start()
-        worker = self._loop.create_task(self._worker())
+        log.debug("t=%.6f loop running", time.monotonic())
+        # Dial the gateway while the runtime initialises: the two overlap.
         connection = self._loop.create_task(self._connect_loop())
+        worker = self._loop.create_task(self._worker())
+        await self.supervisor.start()
         await self._finished.wait()
         # Hang up politely, give the gateway a moment to close the stream, then go.
         await self._hang_up()
@@ -225,8 +228,10 @@ class Agent:
                 runtime=spec.runtime,
                 initialization_type=spec.initialization_type,
             )
+            log.debug("t=%.6f dialing", time.monotonic())
             await call.write(pb.AgentMessage(register=register))
             first = await call.read()
+            log.debug("t=%.6f registered", time.monotonic())
             if first is grpc.aio.EOF or first.WhichOneof("kind") != "registered":
                 return False
             registered = True
@@ -288,6 +293,7 @@ class Agent:
                 ready.init_duration_ms = outcome.duration_ms
         self._ready_sent_once = True
         await self._send(call, ready=ready)
+        log.debug("t=%.6f ready sent", time.monotonic())
 
     async def _worker(self) -> None:
         from klambda_proto import environment_pb2 as pb

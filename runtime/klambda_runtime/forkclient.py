@@ -89,7 +89,10 @@ class ForkClient:
 
         self._loop.add_reader(pidfd, done)
 
-    async def spawn(self, message: dict[str, Any], fds: list[int] | None = None) -> int:
+    def spawn_nowait(
+        self, message: dict[str, Any], fds: list[int] | None = None
+    ) -> asyncio.Future[dict[str, Any]]:
+        """Send a fork request now (synchronously); the future gets the server's reply."""
         if self._closed:
             raise ForkServerError(f"the fork server (pid {self.server_pid}) is not running")
         self._next_id += 1
@@ -102,12 +105,18 @@ class ForkClient:
         except OSError as exc:
             self._replies.pop(request_id, None)
             raise ForkServerError(f"cannot reach the fork server: {exc}") from exc
-        reply = await fut
-        if "error" in reply:
-            raise ForkServerError(str(reply["error"]))
-        pid = int(reply["pid"])
+        return fut
+
+    async def pid_of(self, reply: asyncio.Future[dict[str, Any]]) -> int:
+        message = await reply
+        if "error" in message:
+            raise ForkServerError(str(message["error"]))
+        pid = int(message["pid"])
         self._exit_future(pid)
         return pid
+
+    async def spawn(self, message: dict[str, Any], fds: list[int] | None = None) -> int:
+        return await self.pid_of(self.spawn_nowait(message, fds))
 
     def exited(self, pid: int) -> asyncio.Future[int]:
         """A future with the child's Popen-style return code."""

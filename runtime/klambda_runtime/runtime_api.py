@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections import OrderedDict
 from typing import Protocol
 
@@ -126,14 +127,26 @@ class RuntimeApi:
         self.events = events
         self.address = ""
         self._server: asyncio.base_events.Server | None = None
+        self._sock: socket.socket | None = None
         self._answered: OrderedDict[str, None] = OrderedDict()
         self.reset()
 
-    async def start(self, host: str = "127.0.0.1") -> str:
+    def bind(self, host: str = "127.0.0.1") -> str:
+        """Reserve the listening socket (synchronously: the runtime may be started at once
+        and its first connection waits in the backlog until :meth:`start`)."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind((host, 0))
+        sock.listen(16)
+        sock.setblocking(False)
+        self._sock = sock
+        self.address = f"{host}:{sock.getsockname()[1]}"
+        return self.address
+
+    async def start(self) -> str:
+        if self._sock is None:
+            self.bind()
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _Connection(self), host, 0, backlog=16)
-        port = self._server.sockets[0].getsockname()[1]
-        self.address = f"{host}:{port}"
+        self._server = await loop.create_server(lambda: _Connection(self), sock=self._sock)
         return self.address
 
     async def close(self) -> None:

@@ -12,12 +12,14 @@ Duration (as Lambda does after a sandbox reset).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from klambda_runtime import errors, memory, reports
 from klambda_runtime.forkclient import ForkClient, watch_child
@@ -31,6 +33,8 @@ from klambda_runtime.runtime_env import (
 )
 from klambda_runtime.settings import AgentSettings
 from klambda_runtime.spec import EnvironmentSpec
+
+_log = logging.getLogger("klambda.agent")
 
 
 @dataclass(frozen=True)
@@ -113,11 +117,19 @@ class Supervisor:
         self._closed = False
         self._first_ready: asyncio.Future[InitOutcome] = self._loop.create_future()
         self._log_stream_time = datetime.now(UTC)
+        self._started = asyncio.Event()
 
     # ----------------------------------------------------------------- lifecycle
     async def start(self) -> None:
-        await self.api.start()
-        await self._launch()
+        """Bind the Runtime API, start the runtime, then serve: the runtime's fork and the
+        agent's own start-up (event loop, gRPC) overlap."""
+        try:
+            self.api.bind()
+            pending = self._launch_begin()
+            await self.api.start()
+            await self._launch_end(pending)
+        finally:
+            self._started.set()
 
     @property
     def first_init(self) -> asyncio.Future[InitOutcome]:
@@ -125,6 +137,7 @@ class Supervisor:
 
     async def wait_ready(self) -> None:
         """Until the current runtime finished init (or failed), or Lambda's init limit passed."""
+        await self._started.wait()
         while self._restarting is not None:
             await self._restarting
         gen = self.gen
@@ -147,32 +160,53 @@ class Supervisor:
         )
 
     async def _launch(self) -> None:
+        await self._launch_end(self._launch_begin())
+
+    def _launch_begin(self) -> tuple[Any, ...]:
+        """Ask for the runtime process now (no await): fork request or exec."""
         import sys
 
         env = self._runtime_env()
         read_fd, write_fd = os.pipe()
         os.set_blocking(read_fd, False)
         started = self._loop.time()
-        popen: subprocess.Popen[bytes] | None = None
+        _log.debug("t=%.6f launching runtime", time.monotonic())
         try:
-            if is_builtin_python(self.spec.runtime) and self.template is not None and self.template.alive:
+            if (
+                is_builtin_python(self.spec.runtime)
+                and self.template is not None
+                and self.template.alive
+            ):
                 front = [self.spec.code_dir] + layer_python_paths(
                     self.spec.opt_dir, python_version=sys.version_info[:2]
                 )
-                pid = await self.template.spawn(
+                reply = self.template.spawn_nowait(
                     {"env": env, "cwd": self.spec.code_dir, "sys_path": front}, [write_fd]
                 )
+                return (read_fd, write_fd, started, reply, None)
+            popen = subprocess.Popen(
+                self._argv(),
+                env=env,
+                cwd=self.spec.code_dir,
+                stdin=subprocess.DEVNULL,
+                stdout=write_fd,
+                stderr=write_fd,
+                close_fds=True,
+            )
+            return (read_fd, write_fd, started, None, popen)
+        except (OSError, errors.RuntimeComponentError) as exc:
+            return (read_fd, write_fd, started, None, exc)
+
+    async def _launch_end(self, pending: tuple[Any, ...]) -> None:
+        read_fd, write_fd, started, reply, popen = pending
+        try:
+            if isinstance(popen, Exception):
+                raise popen
+            if reply is not None:
+                assert self.template is not None
+                pid = await self.template.pid_of(reply)
                 exited = self.template.exited(pid)
             else:
-                popen = subprocess.Popen(
-                    self._argv(),
-                    env=env,
-                    cwd=self.spec.code_dir,
-                    stdin=subprocess.DEVNULL,
-                    stdout=write_fd,
-                    stderr=write_fd,
-                    close_fds=True,
-                )
                 pid = popen.pid
                 exited = watch_child(pid)
         except (OSError, errors.RuntimeComponentError) as exc:
@@ -286,6 +320,7 @@ class Supervisor:
             self._first_ready.set_result(gen.init.result())
 
     def runtime_ready(self) -> None:
+        _log.debug("t=%.6f runtime ready", time.monotonic())
         gen = self.gen
         if gen is not None and not gen.init.done():
             gen.init.set_result(InitOutcome(self._ms_since(gen.started)))
@@ -379,6 +414,7 @@ class Supervisor:
 
     # ----------------------------------------------------------------- invoke
     async def invoke(self, inv: Invocation) -> InvocationResult:
+        await self._started.wait()
         while self._restarting is not None:
             await self._restarting
         gen = self.gen
