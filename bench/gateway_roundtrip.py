@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).parent))
-from gateway_common import pct, start_hello, start_platform, summary  # noqa: E402
+from gateway_common import pct, start_hello, start_platform, summary
 
 PATH = "/2015-03-31/functions/noop/invocations"
 

@@ -31,7 +31,7 @@ from klambda_runtime.launcher import ZygoteLauncher
 from klambda_runtime.spec import EnvironmentSpec
 
 sys.path.insert(0, str(Path(__file__).parent))
-from gateway_common import pct  # noqa: E402
+from gateway_common import pct
 
 CODE = "import time\ndef handler(event, context):\n    time.sleep(event.get('sleep', 0))\n    return 1\n"
 

@@ -15,8 +15,8 @@ Usage: python bench/runtime_coldstart.py [-n 20]
 from __future__ import annotations
 
 import argparse
-import os
 import asyncio
+import os
 import socket
 import statistics
 import subprocess

@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 import psutil
-
 from klambda_runtime.launcher import SubprocessLauncher, ZygoteLauncher
 from klambda_runtime.memory import pss_bytes
 from klambda_runtime.spec import EnvironmentSpec

@@ -43,6 +43,29 @@ class ColdStart:
         return f"queue={self.queue_ms:.1f};start={self.start_ms:.1f};init={self.init_ms:.1f}"
 
 
+def cold_start_phases(*, enqueued: float, dispatched: float, launched: float,
+                      registered: float | None, ready: float | None, first: bool,
+                      invoke_init_ms: float) -> ColdStart:
+    """Pure: split one invocation's wait into disjoint phases (they add up to the wait).
+
+    ``start`` is the part of the wait during which its environment was starting (launch
+    -> Register), ``init`` the part during its init (Register -> Ready) plus any init the
+    agent ran inside the invocation (after a reset), ``queue`` the rest (trigger,
+    dispatch, waiting for a busy environment).
+    """
+
+    def overlap(a: float, b: float | None) -> float:
+        if b is None or not first:
+            return 0.0
+        return max(0.0, min(b, dispatched) - max(a, enqueued)) * 1000.0
+
+    wait = max(0.0, dispatched - enqueued) * 1000.0
+    start = overlap(launched, registered)
+    init = overlap(registered, ready) if registered is not None else 0.0
+    return ColdStart(queue_ms=max(0.0, wait - start - init), start_ms=start,
+                     init_ms=init + invoke_init_ms)
+
+
 @dataclass(frozen=True)
 class Outcome:
     result: pb.Result
@@ -284,11 +307,10 @@ class Dispatcher:
             pending.timer.cancel()
         cold = None
         if result.init_duration_ms > 0 or (env.invocations == 0 and not env.provisioned):
-            start_ms = 0.0
-            if env.invocations == 0 and env.registered_at is not None:
-                start_ms = (env.registered_at - env.launched_at) * 1000.0
-            init_ms = result.init_duration_ms or env.ready_init_ms
-            cold = ColdStart(pending.invocation.queued_ms, start_ms, init_ms)
+            cold = cold_start_phases(
+                enqueued=pending.enqueued_at, dispatched=env.current_started,
+                launched=env.launched_at, registered=env.registered_at, ready=env.ready_at,
+                first=env.invocations == 0, invoke_init_ms=result.init_duration_ms)
         env.invocations += 1
         if not pending.future.done():
             pending.future.set_result(Outcome(result, env.environment_id,

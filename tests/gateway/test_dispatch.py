@@ -59,7 +59,7 @@ async def test_sync_before_async_and_fifo() -> None:
     assert order == ["s1", "s2", "a1", "a2"]
     outcomes = await asyncio.gather(*tasks)
     assert [o.result.request_id for o in outcomes] == ["a1", "s1", "a2", "s2"]
-    assert outcomes[1].cold is not None and outcomes[1].cold.init_ms == 5
+    assert outcomes[1].cold is not None  # the first invocation of the environment
     assert outcomes[0].cold is None and env.state is EnvState.IDLE
 
 
@@ -136,3 +136,20 @@ async def test_result_for_unknown_request_is_ignored() -> None:
     d.ready(env, pb.Ready())
     d.result(env, pb.Result(request_id="nobody"))
     assert env.state is EnvState.IDLE
+
+
+def test_cold_start_phases_are_disjoint() -> None:
+    from klambda_gateway.dispatch import cold_start_phases
+
+    # queued at 1.0, env launched 1.001, registered 1.011, ready 1.031, dispatched 1.032
+    c = cold_start_phases(enqueued=1.0, dispatched=1.032, launched=1.001, registered=1.011,
+                          ready=1.031, first=True, invoke_init_ms=0)
+    assert (round(c.queue_ms, 3), round(c.start_ms, 3), round(c.init_ms, 3)) == (2, 10, 20)
+    # arrived while the environment was already initialising
+    c = cold_start_phases(enqueued=1.02, dispatched=1.032, launched=1.001, registered=1.011,
+                          ready=1.031, first=True, invoke_init_ms=0)
+    assert (round(c.queue_ms, 3), c.start_ms, round(c.init_ms, 3)) == (1, 0, 11)
+    # after a reset: init ran inside the invocation, no start phase
+    c = cold_start_phases(enqueued=5.0, dispatched=5.0, launched=1.0, registered=1.01,
+                          ready=1.03, first=False, invoke_init_ms=80.0)
+    assert (c.queue_ms, c.start_ms, c.init_ms) == (0, 0, 80.0)
