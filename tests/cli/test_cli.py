@@ -219,3 +219,57 @@ def test_logs(platform: str) -> None:
     result = klambda("logs", "hello", "--tail", "3", endpoint=platform)
     assert result.returncode == 0
     assert "REPORT RequestId:" in result.stdout and len(result.stdout.splitlines()) == 3
+
+
+def _start_up(state: Path, port: int, *manifests: Path) -> subprocess.Popen[bytes]:
+    args = [*KLAMBDA, "up", "--port", str(port), "--state-dir", str(state)]
+    for m in manifests:
+        args += ["-f", str(m)]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            cwd=REPO, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
+            return proc
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                _stop(proc)
+                raise RuntimeError("klambda up did not start") from None
+            time.sleep(0.1)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+
+
+def test_up_keeps_state_across_restart(tmp_path: Path) -> None:
+    state, port = tmp_path / "state", free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    proc = _start_up(state, port, EXAMPLES / "hello.yaml")
+    try:
+        assert klambda("publish-version", "hello", endpoint=endpoint).returncode == 0
+    finally:
+        _stop(proc)
+    proc = _start_up(state, port)  # no manifests: everything comes from the state dir
+    try:
+        versions = klambda("get", "versions", "hello", endpoint=endpoint).stdout.splitlines()
+        assert [row.split()[1] for row in versions[1:]] == ["$LATEST", "1"]
+        result = klambda("invoke", "hello:1", "--payload", '{"name": "again"}', endpoint=endpoint)
+        assert result.returncode == 0 and '"hello": "again"' in result.stdout
+    finally:
+        _stop(proc)
+
+
+def test_up_rejects_invalid_manifests_before_starting(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((EXAMPLES / "hello.yaml").read_text().replace("timeout: 3 ", "timeout: 0 "))
+    result = klambda("up", "--port", str(free_port()), "--state-dir", str(tmp_path / "s"),
+                     "-f", str(bad), timeout=30)
+    assert result.returncode == 2
+    assert f"{bad}[0] Function/hello: spec.timeout: 0 is below the minimum 1" in result.stderr
