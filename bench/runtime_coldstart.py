@@ -51,9 +51,15 @@ def baseline_once(listener: socket.socket) -> float:
 
 async def environment_once(gw: TestGateway, launcher, code: Path, n: int, tag: str) -> float:
     spec = EnvironmentSpec(
-        environment_id=f"{tag}-{n}", gateway=gw.address, namespace="default",
-        function_name="bench", version="$LATEST", runtime="python3.12",
-        handler="app.handler", code_dir=str(code), log_path=os.devnull,
+        environment_id=f"{tag}-{n}",
+        gateway=gw.address,
+        namespace="default",
+        function_name="bench",
+        version="$LATEST",
+        runtime="python3.12",
+        handler="app.handler",
+        code_dir=str(code),
+        log_path=os.devnull,
     )
     t0 = time.perf_counter()
     env = await launcher.start(spec)
@@ -99,7 +105,9 @@ async def main(n: int) -> None:
     print(summary("baseline", base, None))
     print(summary("zygote", zyg, b))
     print(summary("subprocess", subp, b))
-    print(f"goal: zygote <= 0.50x baseline -> {'met' if statistics.median(zyg) * 1000 <= 0.5 * b else 'NOT met'}")
+    print(
+        f"goal: zygote <= 0.50x baseline -> {'met' if statistics.median(zyg) * 1000 <= 0.5 * b else 'NOT met'}"
+    )
 
 
 if __name__ == "__main__":

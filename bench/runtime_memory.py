@@ -47,9 +47,15 @@ async def environments_pss(launcher, gw: TestGateway, code: Path, n: int, tag: s
     envs = []
     for i in range(n):
         spec = EnvironmentSpec(
-            environment_id=f"{tag}-{i}", gateway=gw.address, namespace="default",
-            function_name="bench", version="$LATEST", runtime="python3.12",
-            handler="app.handler", code_dir=str(code), log_path=os.devnull,
+            environment_id=f"{tag}-{i}",
+            gateway=gw.address,
+            namespace="default",
+            function_name="bench",
+            version="$LATEST",
+            runtime="python3.12",
+            handler="app.handler",
+            code_dir=str(code),
+            log_path=os.devnull,
         )
         envs.append(await launcher.start(spec))
         await gw.wait_ready(spec.environment_id, timeout=60)
@@ -68,8 +74,12 @@ async def environments_pss(launcher, gw: TestGateway, code: Path, n: int, tag: s
 
 
 def baseline_pss(n: int) -> list[int]:
-    code = "import asyncio, sys, time\nsys.stdout.write('up\\n'); sys.stdout.flush(); time.sleep(60)\n"
-    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE) for _ in range(n)]
+    code = (
+        "import asyncio, sys, time\nsys.stdout.write('up\\n'); sys.stdout.flush(); time.sleep(60)\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE) for _ in range(n)
+    ]
     for p in procs:
         p.stdout.readline()
     time.sleep(0.5)

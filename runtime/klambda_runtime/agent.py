@@ -68,7 +68,9 @@ def validate(spec: EnvironmentSpec) -> None:
 
 
 class Agent:
-    def __init__(self, spec: EnvironmentSpec, settings: AgentSettings, supervisor: Supervisor) -> None:
+    def __init__(
+        self, spec: EnvironmentSpec, settings: AgentSettings, supervisor: Supervisor
+    ) -> None:
         self.spec = spec
         self.settings = settings
         self.supervisor = supervisor
@@ -99,8 +101,8 @@ class Agent:
         await self._hang_up()
         try:
             await asyncio.wait_for(asyncio.shield(connection), self.settings.drain_close_s)
-        except (asyncio.TimeoutError, Exception):  # noqa: BLE001
-            pass
+        except (TimeoutError, Exception) as exc:  # noqa: BLE001
+            log.debug("the gateway did not close the stream in time: %r", exc)
         for task in (worker, connection):
             task.cancel()
         await asyncio.gather(worker, connection, return_exceptions=True)
@@ -133,8 +135,8 @@ class Agent:
             try:
                 async with self._write_lock:
                     await call.done_writing()
-            except Exception:  # noqa: BLE001 - the stream may already be gone
-                pass
+            except Exception as exc:  # noqa: BLE001 - the stream may already be gone
+                log.debug("hang-up failed: %s", exc)
 
     async def _send(self, call: Any, **kind: Any) -> bool:
         from klambda_proto import environment_pb2 as pb
@@ -192,7 +194,7 @@ class Agent:
             backoff = min(backoff * 2, self.settings.reconnect_max_s)
             try:
                 await asyncio.wait_for(self._finished.wait(), delay)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     def _idle_then_finish(self) -> None:
@@ -304,7 +306,7 @@ class Agent:
             session = self._session
             try:
                 result = await self.supervisor.invoke(inv)
-            except Exception:  # noqa: BLE001 - never let one invocation kill the agent
+            except Exception:
                 log.exception("invocation %s failed inside the agent", inv.request_id)
                 self._busy = False
                 self._maybe_finish()

@@ -85,7 +85,8 @@ def _payload(error_type: str, message: str) -> bytes:
 
 def timeout_payload(request_id: str, *, timeout_s: float) -> bytes:
     return _payload(
-        TIMEOUT_ERROR_TYPE, f"RequestId: {request_id} Error: Task timed out after {timeout_s:.2f} seconds"
+        TIMEOUT_ERROR_TYPE,
+        f"RequestId: {request_id} Error: Task timed out after {timeout_s:.2f} seconds",
     )
 
 

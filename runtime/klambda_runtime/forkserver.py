@@ -100,13 +100,13 @@ def _run_child(
     except BaseException:  # noqa: BLE001 - report and exit; never fall back into the server
         try:
             traceback.print_exc()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001, S110 - stderr may be gone; exiting anyway
             pass
     finally:
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001, S110 - nothing left to report to
                 pass
         os._exit(code)
 

@@ -85,14 +85,18 @@ def _open_log(path: str) -> int | None:
 class SubprocessLauncher:
     """Fresh interpreter per environment: slower, but nothing shared with anything."""
 
-    def __init__(self, *, python: str = sys.executable, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, *, python: str = sys.executable, env: Mapping[str, str] | None = None
+    ) -> None:
         self.python = python
         self.env = dict(os.environ if env is None else env)
 
     async def start(self, spec: EnvironmentSpec) -> ProcessEnvironment:
         log_fd = _open_log(spec.log_path)
         try:
-            proc = subprocess.Popen(
+            # Popen returns at once (fork+exec); asyncio's subprocess API would add a
+            # watcher thread per child. The exit is watched through a pidfd instead.
+            proc = subprocess.Popen(  # noqa: ASYNC220
                 [self.python, "-m", "klambda_runtime.agent"],
                 env={**self.env, **spec.to_env()},
                 stdin=subprocess.DEVNULL,
@@ -124,7 +128,9 @@ class SubprocessLauncher:
 class ZygoteLauncher:
     """Forks environments from one warm template process (started on first use)."""
 
-    def __init__(self, *, python: str = sys.executable, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, *, python: str = sys.executable, env: Mapping[str, str] | None = None
+    ) -> None:
         self.python = python
         self.env = dict(os.environ if env is None else env)
         self._client: ForkClient | None = None
@@ -143,7 +149,7 @@ class ZygoteLauncher:
                 return self._client
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             try:
-                proc = subprocess.Popen(
+                proc = subprocess.Popen(  # noqa: ASYNC220 - returns at once, see above
                     [self.python, "-m", "klambda_runtime.zygote", str(theirs.fileno())],
                     env=self.env,
                     stdin=subprocess.DEVNULL,
@@ -183,6 +189,6 @@ class ZygoteLauncher:
         if self._zygote_exit is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._zygote_exit), 5.0)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self._zygote_exit = None

@@ -43,8 +43,14 @@ class RuntimeApiEvents(Protocol):
 
 def _response(status: str, body: bytes, extra: bytes = b"") -> bytes:
     return (
-        b"HTTP/1.1 " + status.encode() + b"\r\nContent-Type: application/json\r\n" + extra
-        + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        b"HTTP/1.1 "
+        + status.encode()
+        + b"\r\nContent-Type: application/json\r\n"
+        + extra
+        + b"Content-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
     )
 
 
@@ -145,6 +151,7 @@ class RuntimeApi:
     async def start(self) -> str:
         if self._sock is None:
             self.bind()
+        assert self._sock is not None
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: _Connection(self), sock=self._sock)
         return self.address

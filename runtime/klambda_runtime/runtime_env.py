@@ -65,12 +65,17 @@ def build_runtime_env(
     initialization_type: str | None = None,
 ) -> dict[str, str]:
     """Everything the runtime process sees in ``os.environ``; nothing else leaks in."""
-    env: dict[str, str] = {k: v for k, v in spec.environment.items() if k not in FORBIDDEN_VARIABLES}
+    env: dict[str, str] = {
+        k: v for k, v in spec.environment.items() if k not in FORBIDDEN_VARIABLES
+    }
     for key in _PASSTHROUGH:
         if key in host_env:
             env.setdefault(key, host_env[key])
     opt = spec.opt_dir
-    path = _join(host_env.get("PATH", "/usr/local/bin:/usr/bin:/bin"), os.path.join(opt, "bin") if opt else "")
+    path = _join(
+        host_env.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        os.path.join(opt, "bin") if opt else "",
+    )
     ld_path = _join(
         host_env.get("LD_LIBRARY_PATH", ""),
         os.path.join(spec.code_dir, "lib"),

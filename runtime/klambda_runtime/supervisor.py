@@ -12,6 +12,7 @@ Duration (as Lambda does after a sandbox reset).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -219,7 +220,7 @@ class Supervisor:
         gen.popen = popen
         self.gen = gen
         self._loop.add_reader(read_fd, self._read_log, gen)
-        exited.add_done_callback(lambda fut, g=gen: self._on_exit(g, fut))
+        exited.add_done_callback(functools.partial(self._on_exit, gen))
         self._sample(gen)
 
     def _argv(self) -> list[str]:
@@ -238,8 +239,10 @@ class Supervisor:
         gen = _Generation(-1, fut, -1, started)
         body = (
             '{"errorType":"Runtime.InvalidEntrypoint","errorMessage":'
-            + _json_str(f"cannot start the runtime: {exc}; for runtime 'provided' the code must "
-                        "contain an executable file named 'bootstrap'")
+            + _json_str(
+                f"cannot start the runtime: {exc}; for runtime 'provided' the code must "
+                "contain an executable file named 'bootstrap'"
+            )
             + "}"
         ).encode()
         gen.init.set_result(InitOutcome(0.0, "Runtime.InvalidEntrypoint", body))
@@ -299,9 +302,7 @@ class Supervisor:
             self._kill_tree(gen, signal.SIGKILL)
             self._settle(_Outcome("oom"))
             if not gen.init.done():
-                gen.init.set_result(
-                    InitOutcome(self._ms_since(gen.started), errors.OOM_ERROR_TYPE)
-                )
+                gen.init.set_result(InitOutcome(self._ms_since(gen.started), errors.OOM_ERROR_TYPE))
                 self._note_first(gen)
             return
         if not gen.init.done() or self._current is not None:
@@ -360,7 +361,9 @@ class Supervisor:
             return
         if not gen.init.done():
             gen.init.set_result(
-                InitOutcome(self._ms_since(gen.started), errors.EXIT_ERROR_TYPE, returncode=returncode)
+                InitOutcome(
+                    self._ms_since(gen.started), errors.EXIT_ERROR_TYPE, returncode=returncode
+                )
             )
             self._note_first(gen)
         if self._current is not None:
@@ -483,7 +486,10 @@ class Supervisor:
         elif outcome.kind == "error":
             error_type = outcome.error_type
         elif outcome.kind == "too_large":
-            error_type, payload = errors.RESPONSE_TOO_LARGE_TYPE, errors.response_too_large_payload()
+            error_type, payload = (
+                errors.RESPONSE_TOO_LARGE_TYPE,
+                errors.response_too_large_payload(),
+            )
         elif outcome.kind == "timeout":
             error_type = errors.TIMEOUT_ERROR_TYPE
             payload = errors.timeout_payload(rid, timeout_s=float(self.spec.timeout))

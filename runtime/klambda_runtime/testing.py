@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import grpc
 from klambda_proto import environment_pb2 as pb
@@ -31,7 +31,7 @@ class Connection:
     results: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
 
 
-class TestGateway(pb_grpc.EnvironmentGatewayServicer):
+class TestGateway(pb_grpc.EnvironmentGatewayServicer):  # type: ignore[misc]
     """``async with TestGateway() as gw: ...``; ``gw.address`` is what agents dial."""
 
     __test__ = False  # not a pytest test class
@@ -58,7 +58,7 @@ class TestGateway(pb_grpc.EnvironmentGatewayServicer):
             await self.server.stop(grace)
             self.server = None
 
-    async def __aenter__(self) -> TestGateway:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
@@ -66,7 +66,7 @@ class TestGateway(pb_grpc.EnvironmentGatewayServicer):
         await self.stop(None)
 
     # ---------------------------------------------------------------- servicer
-    async def Connect(self, request_iterator: Any, context: Any) -> None:  # noqa: N802
+    async def Connect(self, request_iterator: Any, context: Any) -> None:
         first = await context.read()
         if first is grpc.aio.EOF or first.WhichOneof("kind") != "register":
             return
@@ -99,7 +99,9 @@ class TestGateway(pb_grpc.EnvironmentGatewayServicer):
         try:
             while not read_task.done():
                 get_task = asyncio.create_task(conn.outbox.get())
-                done, _ = await asyncio.wait({get_task, read_task}, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(
+                    {get_task, read_task}, return_when=asyncio.FIRST_COMPLETED
+                )
                 if get_task in done:
                     await context.write(get_task.result())
                     get_task = None

@@ -26,9 +26,9 @@ from typing import Any
 
 def preload() -> None:
     """Import (never start) everything an environment uses."""
-    import asyncio  # noqa: F401
-    import asyncio.base_events  # noqa: F401
-    import asyncio.selector_events  # noqa: F401
+    import asyncio
+    import asyncio.base_events
+    import asyncio.selector_events
     import asyncio.unix_events  # noqa: F401
     import datetime  # noqa: F401
     import decimal  # noqa: F401
@@ -40,7 +40,7 @@ def preload() -> None:
     import traceback  # noqa: F401
     import urllib.parse  # noqa: F401
 
-    import grpc  # noqa: F401
+    import grpc
     import grpc.aio  # noqa: F401
     import psutil  # noqa: F401
     from klambda_proto import environment_pb2, environment_pb2_grpc  # noqa: F401
@@ -49,9 +49,7 @@ def preload() -> None:
     from klambda_runtime.pyruntime import bootstrap, client, context, faults, logs  # noqa: F401
 
 
-def agent_child_main(
-    message: dict[str, Any], fds: list[int], channel: socket.socket | None
-) -> int:
+def agent_child_main(message: dict[str, Any], fds: list[int], channel: socket.socket | None) -> int:
     """In a fresh fork of the zygote: become the agent of one environment."""
     from klambda_runtime.agent import run_agent
     from klambda_runtime.settings import AgentSettings

@@ -15,9 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import pytest
 import pytest_asyncio
-
 from klambda_runtime.launcher import ProcessEnvironment, ZygoteLauncher
 from klambda_runtime.spec import EnvironmentSpec
 from klambda_runtime.testing import TestGateway
@@ -98,12 +96,14 @@ class Environments:
         for env in self.started:
             try:
                 await asyncio.wait_for(env.wait(), 5)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
 
 @pytest_asyncio.fixture(loop_scope="module")
-async def envs(gateway: TestGateway, zygote: ZygoteLauncher, tmp_path: Path) -> AsyncIterator[Environments]:
+async def envs(
+    gateway: TestGateway, zygote: ZygoteLauncher, tmp_path: Path
+) -> AsyncIterator[Environments]:
     holder = Environments(gateway, zygote, tmp_path)
     yield holder
     await holder.close()

@@ -18,7 +18,7 @@ from .conftest import Environments, error_of
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-APP = '''
+APP = """
 import logging
 STATE = {"calls": 0}
 
@@ -40,9 +40,9 @@ def handler(event, context):
         "custom": cc.custom if cc else None,
         "identity": context.identity.cognito_identity_id,
     }
-'''
+"""
 
-BOOTSTRAP = f"#!/bin/sh\nexec {sys.executable} -m awslambdaric \"$_HANDLER\"\n"
+BOOTSTRAP = f'#!/bin/sh\nexec {sys.executable} -m awslambdaric "$_HANDLER"\n'
 
 
 async def _pair(envs: Environments, files: dict[str, str], handler: str = "app.handler"):
@@ -105,7 +105,11 @@ async def test_handler_exception_matches(envs: Environments) -> None:
 @pytest.mark.parametrize(
     ("handler", "error_type", "message"),
     [
-        ("nope.handler", "Runtime.ImportModuleError", "Unable to import module 'nope': No module named 'nope'"),
+        (
+            "nope.handler",
+            "Runtime.ImportModuleError",
+            "Unable to import module 'nope': No module named 'nope'",
+        ),
         ("app.absent", "Runtime.HandlerNotFound", "Handler 'absent' missing on module 'app'"),
     ],
 )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -21,7 +22,7 @@ from .conftest import Environments, error_of
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-APP = '''
+APP = """
 import json, logging, os, sys
 logger = logging.getLogger()
 logger.setLevel(logging.INFO)
@@ -65,7 +66,7 @@ def handler(event, context):
     if action == "unicode":
         return {"text": "h\\u00e9llo"}
     return {"calls": STATE["calls"], "event": event}
-'''
+"""
 
 
 async def test_result_and_warm_state(envs: Environments) -> None:
@@ -122,11 +123,23 @@ async def test_default_arn_and_environment_variables(envs: Environments, tmp_pat
         region="eu-west-1",
     )
     keys = [
-        "AWS_LAMBDA_RUNTIME_API", "_HANDLER", "LAMBDA_TASK_ROOT", "AWS_LAMBDA_FUNCTION_NAME",
-        "AWS_LAMBDA_FUNCTION_VERSION", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_REGION",
-        "AWS_DEFAULT_REGION", "TZ", "AWS_EXECUTION_ENV", "AWS_LAMBDA_INITIALIZATION_TYPE",
-        "GREETING", "AWS_LAMBDA_MAX_CONCURRENCY", "_LAMBDA_TELEMETRY_LOG_FD", "PATH",
-        "KLAMBDA_ENV_ID", "_X_AMZN_TRACE_ID",
+        "AWS_LAMBDA_RUNTIME_API",
+        "_HANDLER",
+        "LAMBDA_TASK_ROOT",
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_LAMBDA_FUNCTION_VERSION",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "TZ",
+        "AWS_EXECUTION_ENV",
+        "AWS_LAMBDA_INITIALIZATION_TYPE",
+        "GREETING",
+        "AWS_LAMBDA_MAX_CONCURRENCY",
+        "_LAMBDA_TELEMETRY_LOG_FD",
+        "PATH",
+        "KLAMBDA_ENV_ID",
+        "_X_AMZN_TRACE_ID",
     ]
     result = await envs.gateway.invoke(
         spec.environment_id, json.dumps({"action": "env", "keys": keys}), trace_id="Root=1-abc"
@@ -152,7 +165,9 @@ async def test_default_arn_and_environment_variables(envs: Environments, tmp_pat
 
 async def test_print_and_logging_in_lambda_format_and_tail(envs: Environments) -> None:
     spec, _ = await envs.function({"app.py": APP})
-    result = await envs.gateway.invoke(spec.environment_id, b'{"action": "log"}', request_id="rq-log")
+    result = await envs.gateway.invoke(
+        spec.environment_id, b'{"action": "log"}', request_id="rq-log"
+    )
     tail = result.log_tail.decode()
     lines = tail.splitlines()
     assert lines[0] == "START RequestId: rq-log Version: $LATEST"
@@ -169,7 +184,7 @@ async def test_print_and_logging_in_lambda_format_and_tail(envs: Environments) -
         lines[-1],
     ), lines[-1]
     # The same lines land in the environment's log file.
-    log = open(spec.log_path).read()
+    log = Path(spec.log_path).read_text()
     assert "START RequestId: rq-log" in log and "printed line" in log
 
 
@@ -199,36 +214,55 @@ async def test_handler_exception_shape(envs: Environments) -> None:
     ("handler", "files", "error_type", "message"),
     [
         pytest.param(
-            "app", {"app.py": APP}, "Runtime.MalformedHandlerName",
-            "Bad handler 'app': not enough values to unpack (expected 2, got 1)", id="no-dot",
+            "app",
+            {"app.py": APP},
+            "Runtime.MalformedHandlerName",
+            "Bad handler 'app': not enough values to unpack (expected 2, got 1)",
+            id="no-dot",
         ),
         pytest.param(
             "app.", {"app.py": APP}, "Runtime.MalformedHandlerName", None, id="trailing-dot"
         ),
         pytest.param(
-            "nope.handler", {"app.py": APP}, "Runtime.ImportModuleError",
-            "Unable to import module 'nope': No module named 'nope'", id="missing-module",
+            "nope.handler",
+            {"app.py": APP},
+            "Runtime.ImportModuleError",
+            "Unable to import module 'nope': No module named 'nope'",
+            id="missing-module",
         ),
         pytest.param(
-            "app.missing", {"app.py": APP}, "Runtime.HandlerNotFound",
-            "Handler 'missing' missing on module 'app'", id="missing-function",
+            "app.missing",
+            {"app.py": APP},
+            "Runtime.HandlerNotFound",
+            "Handler 'missing' missing on module 'app'",
+            id="missing-function",
         ),
         pytest.param(
-            "app.handler", {"app.py": "def handler(event, context)\n    return 1\n"},
-            "Runtime.UserCodeSyntaxError", None, id="syntax-error",
+            "app.handler",
+            {"app.py": "def handler(event, context)\n    return 1\n"},
+            "Runtime.UserCodeSyntaxError",
+            None,
+            id="syntax-error",
         ),
         pytest.param(
-            "app.handler", {"app.py": "import not_installed_pkg\n"},
+            "app.handler",
+            {"app.py": "import not_installed_pkg\n"},
             "Runtime.ImportModuleError",
             "Unable to import module 'app': No module named 'not_installed_pkg'",
             id="import-inside-module",
         ),
         pytest.param(
-            "app.handler", {"app.py": "raise RuntimeError('boom at init')\n"},
-            "RuntimeError", "boom at init", id="exception-at-import",
+            "app.handler",
+            {"app.py": "raise RuntimeError('boom at init')\n"},
+            "RuntimeError",
+            "boom at init",
+            id="exception-at-import",
         ),
         pytest.param(
-            "sys.handler", {"app.py": APP}, "Runtime.BuiltInModuleConflict", None,
+            "sys.handler",
+            {"app.py": APP},
+            "Runtime.BuiltInModuleConflict",
+            None,
             id="builtin-module",
         ),
     ],
@@ -265,12 +299,18 @@ async def test_syntax_error_message(envs: Environments) -> None:
 @pytest.mark.parametrize(
     ("payload", "error_type", "prefix"),
     [
-        pytest.param(b"not json", "Runtime.UnmarshalError", "Unable to unmarshal input: ", id="text"),
-        pytest.param(b"{\"a\":", "Runtime.UnmarshalError", "Unable to unmarshal input: ", id="cut"),
-        pytest.param(b"\xff\xfe", "Runtime.UnmarshalError", "Unable to unmarshal input: ", id="binary"),
         pytest.param(
-            b'{"action": "unserialisable"}', "Runtime.MarshalError",
-            "Unable to marshal response: Object of type set is not JSON serializable", id="set",
+            b"not json", "Runtime.UnmarshalError", "Unable to unmarshal input: ", id="text"
+        ),
+        pytest.param(b'{"a":', "Runtime.UnmarshalError", "Unable to unmarshal input: ", id="cut"),
+        pytest.param(
+            b"\xff\xfe", "Runtime.UnmarshalError", "Unable to unmarshal input: ", id="binary"
+        ),
+        pytest.param(
+            b'{"action": "unserialisable"}',
+            "Runtime.MarshalError",
+            "Unable to marshal response: Object of type set is not JSON serializable",
+            id="set",
         ),
     ],
 )

@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from pathlib import Path
 
 import psutil
 import pytest
-
 from klambda_runtime.launcher import SubprocessLauncher
 from klambda_runtime.testing import TestGateway
 
@@ -20,7 +20,7 @@ from .conftest import Environments, write_function
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-APP = '''
+APP = """
 import time
 STATE = {"calls": 0}
 
@@ -28,7 +28,7 @@ def handler(event, context):
     STATE["calls"] += 1
     time.sleep(event.get("sleep", 0))
     return {"calls": STATE["calls"]}
-'''
+"""
 
 
 def _group(pgid: int) -> list[psutil.Process]:
@@ -57,7 +57,7 @@ async def test_sigterm_during_invocation_still_answers(envs: Environments) -> No
 
 
 async def test_sigterm_when_idle_exits_promptly(envs: Environments) -> None:
-    spec, env = await envs.function({"app.py": APP})
+    _spec, env = await envs.function({"app.py": APP})
     env.terminate()
     assert await asyncio.wait_for(env.wait(), 5) == 0
 
@@ -130,5 +130,5 @@ async def test_bad_description_exits_with_a_message(envs: Environments, tmp_path
     spec = envs.spec(tmp_path / "does-not-exist")
     env = await envs.start(spec, ready=False)
     assert await asyncio.wait_for(env.wait(), 5) == 1
-    log = open(spec.log_path).read()
+    log = Path(spec.log_path).read_text()
     assert "does not exist" in log and "materialise the function's code" in log

@@ -6,38 +6,65 @@ Lambda's error payloads and Go-style exit descriptions, the settings parser, and
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
-
 from klambda_runtime import errors, reports
 from klambda_runtime.runtime_api import event_head
 from klambda_runtime.runtime_env import build_runtime_env, layer_python_paths, log_stream_name
 from klambda_runtime.settings import AgentSettings
 from klambda_runtime.spec import EnvironmentSpec
 
-NOW = datetime(2026, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 SPEC = EnvironmentSpec(
-    environment_id="e-1", gateway="127.0.0.1:1", namespace="default", function_name="fn",
-    version="7", runtime="python3.12", handler="app.handler", code_dir="/code",
-    opt_dir="/layers", memory_size=256, timeout=9, environment={"A": "1", "TZ": "Europe/Paris"},
+    environment_id="e-1",
+    gateway="127.0.0.1:1",
+    namespace="default",
+    function_name="fn",
+    version="7",
+    runtime="python3.12",
+    handler="app.handler",
+    code_dir="/code",
+    opt_dir="/layers",
+    memory_size=256,
+    timeout=9,
+    environment={"A": "1", "TZ": "Europe/Paris"},
 )
 
 
 @pytest.mark.parametrize(
     ("duration", "init", "expected"),
     [
-        (12.344, 0.0, "REPORT RequestId: r\tDuration: 12.34 ms\tBilled Duration: 13 ms\t"
-                      "Memory Size: 128 MB\tMax Memory Used: 35 MB\t\n"),
-        (0.2, 130.281, "REPORT RequestId: r\tDuration: 0.20 ms\tBilled Duration: 1 ms\t"
-                       "Memory Size: 128 MB\tMax Memory Used: 35 MB\tInit Duration: 130.28 ms\t\n"),
+        (
+            12.344,
+            0.0,
+            (
+                "REPORT RequestId: r\tDuration: 12.34 ms\tBilled Duration: 13 ms\t"
+                "Memory Size: 128 MB\tMax Memory Used: 35 MB\t\n"
+            ),
+        ),
+        (
+            0.2,
+            130.281,
+            (
+                "REPORT RequestId: r\tDuration: 0.20 ms\tBilled Duration: 1 ms\t"
+                "Memory Size: 128 MB\tMax Memory Used: 35 MB\tInit Duration: 130.28 ms\t\n"
+            ),
+        ),
     ],
     ids=["warm", "cold-init-last"],
 )
 def test_report_line(duration: float, init: float, expected: str) -> None:
-    assert reports.report_line(
-        "r", duration_ms=duration, memory_size_mb=128, max_memory_used_mb=35, init_duration_ms=init
-    ) == expected
+    assert (
+        reports.report_line(
+            "r",
+            duration_ms=duration,
+            memory_size_mb=128,
+            max_memory_used_mb=35,
+            init_duration_ms=init,
+        )
+        == expected
+    )
 
 
 def test_start_end_and_tail() -> None:
@@ -50,8 +77,14 @@ def test_start_end_and_tail() -> None:
 
 @pytest.mark.parametrize(
     ("returncode", "text"),
-    [(1, "exit status 1"), (0, "exit status 0"), (-9, "signal: killed"),
-     (-11, "signal: segmentation fault"), (-6, "signal: aborted"), (-15, "signal: terminated")],
+    [
+        (1, "exit status 1"),
+        (0, "exit status 0"),
+        (-9, "signal: killed"),
+        (-11, "signal: segmentation fault"),
+        (-6, "signal: aborted"),
+        (-15, "signal: terminated"),
+    ],
 )
 def test_describe_exit(returncode: int, text: str) -> None:
     assert errors.describe_exit(returncode) == text
@@ -73,8 +106,11 @@ def test_platform_payloads() -> None:
 
 def test_runtime_env() -> None:
     env = build_runtime_env(
-        SPEC, api_address="127.0.0.1:5", host_env={"PATH": "/usr/bin", "SECRET": "s"},
-        python_version=(3, 12), now=NOW,
+        SPEC,
+        api_address="127.0.0.1:5",
+        host_env={"PATH": "/usr/bin", "SECRET": "s"},
+        python_version=(3, 12),
+        now=NOW,
     )
     assert env["AWS_LAMBDA_RUNTIME_API"] == "127.0.0.1:5"
     assert env["TZ"] == ":UTC"  # reserved variables win over the function's
@@ -91,8 +127,11 @@ def test_provided_env_has_no_execution_env() -> None:
     from dataclasses import replace
 
     env = build_runtime_env(
-        replace(SPEC, runtime="provided", opt_dir=""), api_address="a:1", host_env={},
-        python_version=(3, 11), now=NOW,
+        replace(SPEC, runtime="provided", opt_dir=""),
+        api_address="a:1",
+        host_env={},
+        python_version=(3, 11),
+        now=NOW,
     )
     assert "AWS_EXECUTION_ENV" not in env and "PYTHONPATH" not in env
 
@@ -100,7 +139,8 @@ def test_provided_env_has_no_execution_env() -> None:
 def test_layer_paths_and_stream_name() -> None:
     assert layer_python_paths("", python_version=(3, 11)) == []
     assert layer_python_paths("/o", python_version=(3, 11)) == [
-        "/o/python", "/o/python/lib/python3.11/site-packages"
+        "/o/python",
+        "/o/python/lib/python3.11/site-packages",
     ]
     assert log_stream_name(SPEC, now=NOW) == log_stream_name(SPEC, now=NOW)
 
@@ -114,9 +154,14 @@ def test_settings_from_env() -> None:
 
 def test_event_head_is_single_line_headers() -> None:
     head = event_head(
-        request_id="r", deadline_ms=5, invoked_function_arn="arn", trace_id="",
-        client_context='{\n"a": 1}', cognito_identity="", body_length=2,
+        request_id="r",
+        deadline_ms=5,
+        invoked_function_arn="arn",
+        trace_id="",
+        client_context='{\n"a": 1}',
+        cognito_identity="",
+        body_length=2,
     )
     assert head.endswith(b"Content-Length: 2\r\n\r\n")
-    assert b"Lambda-Runtime-Client-Context: {\"a\":1}\r\n" in head
+    assert b'Lambda-Runtime-Client-Context: {"a":1}\r\n' in head
     assert b"Lambda-Runtime-Trace-Id" not in head

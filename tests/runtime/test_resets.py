@@ -16,7 +16,7 @@ from .conftest import Environments, error_of
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-APP = '''
+APP = """
 import os, signal, sys, time
 STATE = {"calls": 0}
 
@@ -41,7 +41,7 @@ def handler(event, context):
         import threading
         threading.Timer(0.05, lambda: os._exit(9)).start()
     return {"calls": STATE["calls"]}
-'''
+"""
 
 
 async def _assert_cold_again(envs: Environments, env_id: str) -> None:
@@ -83,7 +83,9 @@ async def test_timeout(envs: Environments) -> None:
 )
 async def test_crash(envs: Environments, event: dict, description: str) -> None:
     spec, _ = await envs.function({"app.py": APP})
-    result = await envs.gateway.invoke(spec.environment_id, json.dumps(event), request_id="rq-crash")
+    result = await envs.gateway.invoke(
+        spec.environment_id, json.dumps(event), request_id="rq-crash"
+    )
     assert error_of(result) == {
         "errorType": "Runtime.ExitError",
         "errorMessage": f"RequestId: rq-crash Error: Runtime exited with error: {description}",
@@ -125,9 +127,7 @@ async def test_runtime_dying_while_idle_is_replaced(envs: Environments) -> None:
 
 async def test_provisioned_environment_reports_no_first_init(envs: Environments) -> None:
     spec, _ = await envs.function({"app.py": APP}, initialization_type="provisioned-concurrency")
-    first = await envs.gateway.invoke(
-        spec.environment_id, b'{"action": "exit", "code": 1}'
-    )
+    first = await envs.gateway.invoke(spec.environment_id, b'{"action": "exit", "code": 1}')
     assert first.init_duration_ms == 0
     assert "Init Duration" not in first.log_tail.decode()
     # ...but after a reset the re-init is reported like any cold start.

@@ -14,7 +14,6 @@ import asyncio
 import json
 
 import pytest
-
 from klambda_runtime.runtime_api import RuntimeApi, event_head
 
 
@@ -45,7 +44,7 @@ class Client:
         self.reader, self.writer = reader, writer
 
     @classmethod
-    async def connect(cls, address: str) -> "Client":
+    async def connect(cls, address: str) -> Client:
         host, port = address.rsplit(":", 1)
         return cls(*await asyncio.open_connection(host, int(port)))
 
@@ -86,15 +85,15 @@ async def api():
 
 
 def _event(request_id: str, payload: bytes = b'{"a": 1}', **extra) -> bytes:
-    fields = dict(
-        request_id=request_id,
-        deadline_ms=1_700_000_000_000,
-        invoked_function_arn="arn:aws:lambda:us-east-1:000000000000:function:fn",
-        trace_id="Root=1-5e1b4151-5ac6c58f5b5dbd6a4d4d1d4c;Parent=1;Sampled=0",
-        client_context="",
-        cognito_identity="",
-        body_length=len(payload),
-    )
+    fields = {
+        "request_id": request_id,
+        "deadline_ms": 1_700_000_000_000,
+        "invoked_function_arn": "arn:aws:lambda:us-east-1:000000000000:function:fn",
+        "trace_id": "Root=1-5e1b4151-5ac6c58f5b5dbd6a4d4d1d4c;Parent=1;Sampled=0",
+        "client_context": "",
+        "cognito_identity": "",
+        "body_length": len(payload),
+    }
     fields.update(extra)
     return event_head(**fields) + payload
 
@@ -105,8 +104,14 @@ async def test_next_long_poll_and_headers(api) -> None:
     client.send("GET", "/runtime/invocation/next")
     await asyncio.sleep(0.05)
     assert recorder.events == [("ready",)]  # the first /next ends init
-    server.dispatch("rq-1", _event("rq-1", client_context='{\n "custom": {"a": 1}\n}',
-                                   cognito_identity='{"cognitoIdentityId": "i"}'))
+    server.dispatch(
+        "rq-1",
+        _event(
+            "rq-1",
+            client_context='{\n "custom": {"a": 1}\n}',
+            cognito_identity='{"cognitoIdentityId": "i"}',
+        ),
+    )
     status, headers, body = await client.read()
     assert status == 200 and body == b'{"a": 1}'
     assert headers["content-type"] == "application/json"
@@ -123,7 +128,7 @@ async def test_next_long_poll_and_headers(api) -> None:
 
 
 async def test_queued_event_is_delivered_on_next(api) -> None:
-    server, recorder = api
+    server, _recorder = api
     client = await Client.connect(server.address)
     server.dispatch("rq-q", _event("rq-q"))  # the runtime is not polling yet
     status, headers, _ = await client.call("GET", "/runtime/invocation/next")
@@ -141,7 +146,8 @@ async def test_status_codes_for_ids(api) -> None:
     assert status == 403 and json.loads(body)["errorType"] == "InvalidStateTransition"
     status, _, body = await client.call("POST", "/runtime/invocation/unknown/response", b"1")
     assert status == 400 and json.loads(body) == {
-        "errorMessage": "Invalid request ID", "errorType": "InvalidRequestID"
+        "errorMessage": "Invalid request ID",
+        "errorType": "InvalidRequestID",
     }
     err = b'{"errorType": "ValueError", "errorMessage": "x"}'
     status, _, _ = await client.call("POST", "/runtime/invocation/rq-2/error", err)
@@ -154,7 +160,7 @@ async def test_status_codes_for_ids(api) -> None:
 
 
 async def test_abandoned_id_is_forbidden(api) -> None:
-    server, recorder = api
+    server, _recorder = api
     client = await Client.connect(server.address)
     client.send("GET", "/runtime/invocation/next")
     server.dispatch("rq-3", _event("rq-3"))
@@ -172,7 +178,9 @@ async def test_error_type_header(api) -> None:
     server.dispatch("rq-4", _event("rq-4"))
     await client.read()
     status, _, _ = await client.call(
-        "POST", "/runtime/invocation/rq-4/error", b"{}",
+        "POST",
+        "/runtime/invocation/rq-4/error",
+        b"{}",
         {"Lambda-Runtime-Function-Error-Type": "Custom.Type"},
     )
     assert status == 202 and recorder.events[-1] == ("error", "rq-4", "Custom.Type", b"{}")
@@ -223,7 +231,9 @@ async def test_init_error_then_late_init_error(api) -> None:
     client = await Client.connect(server.address)
     body = b'{"errorType": "Runtime.ImportModuleError", "errorMessage": "m"}'
     status, _, reply = await client.call(
-        "POST", "/runtime/init/error", body,
+        "POST",
+        "/runtime/init/error",
+        body,
         {"Lambda-Runtime-Function-Error-Type": "Runtime.ImportModuleError"},
     )
     assert (status, json.loads(reply)) == (202, {"status": "OK"})
@@ -234,7 +244,7 @@ async def test_init_error_then_late_init_error(api) -> None:
 
 
 async def test_init_error_after_next_is_forbidden(api) -> None:
-    server, recorder = api
+    server, _recorder = api
     client = await Client.connect(server.address)
     client.send("GET", "/runtime/invocation/next")
     await asyncio.sleep(0.05)

@@ -62,7 +62,7 @@ def _init(client: RuntimeClient, handler_name: str) -> faults.Handler | None:
         error = faults.fault_error(fault)
     except Exception as exc:  # noqa: BLE001 - user code failed at import time
         error = faults.exception_error(exc)
-    logging.warning(UNHANDLED_WARNING)
+    logging.warning(UNHANDLED_WARNING)  # noqa: LOG015 - Lambda logs it on the root logger
     logs.log_error(error)
     _flush()
     client.post_init_error(_dumps(error), error["errorType"])
@@ -122,7 +122,9 @@ def run(address: str, handler_name: str) -> int:
         while True:
             event = client.next_invocation()
             if event.status != 200:
-                sys.stderr.write(f"klambda runtime: /next answered {event.status}: {event.body!r}\n")
+                sys.stderr.write(
+                    f"klambda runtime: /next answered {event.status}: {event.body!r}\n"
+                )
                 return 1
             _invoke(client, handler, event, ensure_ascii=ensure_ascii)
     except RuntimeApiUnavailable:

@@ -24,11 +24,11 @@ class CognitoIdentity:
 
 class Client:
     __slots__ = (
-        "installation_id",
-        "app_title",
-        "app_version_name",
-        "app_version_code",
         "app_package_name",
+        "app_title",
+        "app_version_code",
+        "app_version_name",
+        "installation_id",
     )
 
     def __init__(self, data: dict[str, Any]) -> None:
@@ -41,7 +41,7 @@ class Client:
 
 
 class ClientContext:
-    __slots__ = ("custom", "env", "client")
+    __slots__ = ("client", "custom", "env")
 
     def __init__(self, data: dict[str, Any]) -> None:
         self.custom = data.get("custom")
@@ -84,7 +84,7 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         remaining = self._deadline_ms - int(time.time() * 1000)
-        return remaining if remaining > 0 else 0
+        return max(0, remaining)
 
     def log(self, msg: object) -> None:
         import sys
