@@ -109,3 +109,151 @@ def test_scale_from_zero_and_back(
     cluster.wait_for(
         lambda: ready_pods(cluster, fn_namespace) == 0, timeout=40, what="the pod removed"
     )
+
+
+def _code(tag: str) -> dict[str, Any]:
+    return {"inline": {"app.py": f"def handler(event, context):\n    return '{tag}'\n"}}
+
+
+def test_alias_weighted_split_over_published_versions(
+    klambda_system: TestCluster,
+    operator_process: Proc,
+    gateway_process: Proc,
+    fn_namespace: str,
+    lam: Any,
+) -> None:
+    cluster = klambda_system
+    apply(cluster, function("split", fn_namespace, publish=True, code=_code("one")))
+    cluster.wait_for(
+        lambda: cluster.api.get_or_none(
+            f"/apis/klambda.io/v1alpha1/namespaces/{fn_namespace}/functionversions/split-v1"
+        ),
+        timeout=30,
+        what="version 1",
+    )
+    apply(cluster, function("split", fn_namespace, publish=True, code=_code("two")))
+    cluster.wait_for(
+        lambda: cluster.api.get_or_none(
+            f"/apis/klambda.io/v1alpha1/namespaces/{fn_namespace}/functionversions/split-v2"
+        ),
+        timeout=30,
+        what="version 2",
+    )
+    alias = {
+        "apiVersion": "klambda.io/v1alpha1",
+        "kind": "Alias",
+        "metadata": {"name": "split-live", "namespace": fn_namespace},
+        "spec": {
+            "functionName": "split",
+            "name": "live",
+            "functionVersion": "1",
+            "routingConfig": {"additionalVersionWeights": {"2": 0.5}},
+        },
+    }
+    apply(cluster, alias)
+    wait_ready(cluster, "alias", "split-live", fn_namespace)
+    wait_visible(lam, fn_namespace, "split", qualifier="live")
+    seen: dict[str, int] = {}
+    for _ in range(24):
+        resp = lam.invoke(FunctionName=arn(fn_namespace, "split"), Qualifier="live")
+        body = json.loads(resp["Payload"].read())
+        assert {"1": "one", "2": "two"}[resp["ExecutedVersion"]] == body
+        seen[resp["ExecutedVersion"]] = seen.get(resp["ExecutedVersion"], 0) + 1
+    assert set(seen) == {"1", "2"}, seen  # P(all on one side) = 2 * 0.5**24
+
+
+def test_reserved_concurrency_zero_throttles(
+    klambda_system: TestCluster,
+    operator_process: Proc,
+    gateway_process: Proc,
+    fn_namespace: str,
+    lam: Any,
+) -> None:
+    cluster = klambda_system
+    apply(cluster, function("capped", fn_namespace, reservedConcurrency=0))
+    wait_ready(cluster, "function", "capped", fn_namespace)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            lam.invoke(FunctionName=arn(fn_namespace, "capped"))
+        except lam.exceptions.TooManyRequestsException as exc:
+            assert exc.response["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded"
+            break
+        except lam.exceptions.ResourceNotFoundException:
+            assert time.monotonic() < deadline, "never visible to the gateway"
+            time.sleep(0.2)
+    assert replicas(cluster, fn_namespace, "capped-latest") == 0
+
+
+def test_provisioned_concurrency_gives_ready_pods_before_traffic(
+    klambda_system: TestCluster,
+    operator_process: Proc,
+    gateway_process: Proc,
+    fn_namespace: str,
+    lam: Any,
+) -> None:
+    cluster = klambda_system
+    alias = {
+        "apiVersion": "klambda.io/v1alpha1",
+        "kind": "Alias",
+        "metadata": {"name": "warm-prod", "namespace": fn_namespace},
+        "spec": {
+            "functionName": "warm",
+            "name": "prod",
+            "functionVersion": "1",
+            "provisionedConcurrency": 2,
+        },
+    }
+    apply(cluster, function("warm", fn_namespace, publish=True), alias)
+    wait_ready(cluster, "alias", "warm-prod", fn_namespace)
+    cluster.wait_for(
+        lambda: ready_pods(cluster, fn_namespace, "1") == 2,
+        timeout=60,
+        what="2 provisioned pods Ready",
+    )
+    assert replicas(cluster, fn_namespace, "warm-v1") == 2
+    resp = lam.invoke(FunctionName=arn(fn_namespace, "warm"), Qualifier="prod")
+    assert resp["ExecutedVersion"] == "1"
+    time.sleep(6)  # longer than keep-warm: provisioned environments stay
+    assert replicas(cluster, fn_namespace, "warm-v1") == 2
+
+
+@pytest.fixture
+def restricted_namespace(klambda_system: TestCluster, fn_namespace: str) -> str:
+    klambda_system.api.merge_patch(
+        f"/api/v1/namespaces/{fn_namespace}",
+        {
+            "metadata": {
+                "labels": {
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    "pod-security.kubernetes.io/warn": "restricted",
+                }
+            }
+        },
+    )
+    return fn_namespace
+
+
+def test_function_pods_admitted_under_restricted_pod_security(
+    klambda_system: TestCluster,
+    operator_process: Proc,
+    gateway_process: Proc,
+    restricted_namespace: str,
+    lam: Any,
+) -> None:
+    cluster = klambda_system
+    ns = restricted_namespace
+    apply(cluster, function("strict", ns, layers=[]))
+    wait_ready(cluster, "function", "strict", ns)
+    dep = cluster.api.get(f"/apis/apps/v1/namespaces/{ns}/deployments/strict-latest")
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "probe", "namespace": ns},
+        "spec": dep["spec"]["template"]["spec"],
+    }
+    res = cluster.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(pod))
+    assert "created (server dry run)" in res.stdout and "violate" not in res.stderr
+    wait_visible(lam, ns, "strict")
+    resp = lam.invoke(FunctionName=arn(ns, "strict"), Payload=b'{"name": "strict"}')
+    assert json.loads(resp["Payload"].read()) == {"hello": "strict"}
