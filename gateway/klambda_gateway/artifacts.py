@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from klambda_model import Code
+from klambda_model import Code, LayerContent
 
 MAX_UNZIPPED_BYTES = 262_144_000  # Lambda's limit for code + layers, unzipped
 MAX_DOWNLOAD_BYTES = 262_144_000
@@ -128,7 +128,7 @@ class ArtifactStore:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
 
-    def materialize(self, code: Code, *, field: str) -> Artifact:
+    def materialize(self, code: Code | LayerContent, *, field: str) -> Artifact:
         """Code (or Layer content) -> an extracted, content-addressed directory.
 
         ``url`` sources are fetched only if no artifact with their sha256 exists yet.

@@ -14,6 +14,7 @@ from .common import (
     Code,
     CodeUrl,
     ConfigMapRef,
+    LayerContent,
     ObjectMeta,
 )
 from .errors import ModelError, ValidationError
@@ -45,7 +46,7 @@ __all__ = [
     "API_VERSION", "KINDS", "KIND_ORDER", "LATEST", "PYTHON_RUNTIMES", "RUNTIMES", "Alias",
     "AliasSpec", "Code", "CodeUrl", "ConfigMapRef", "Destination", "DestinationConfig",
     "Environment", "EventInvokeConfig", "EventSourceMapping", "EventSourceMappingSpec",
-    "Function", "FunctionSpec", "Layer", "LayerSpec", "ModelError", "ObjectMeta", "Resource",
+    "Function", "FunctionSpec", "Layer", "LayerContent", "LayerSpec", "ModelError", "ObjectMeta", "Resource",
     "RoutingConfig", "ValidationError", "canonical_json", "content_hash", "decode_document",
     "is_version_number", "load_documents", "parse_documents", "resource_key", "to_document",
 ]

@@ -181,3 +181,33 @@ class Code:
         min_length=1,
         max_length=512,
     )
+
+
+@dataclass(frozen=True)
+class LayerContent:
+    """A layer's files: exactly one of inline, zipFile, url, configMapRef (as Function code,
+    without image: Lambda layers are archives)."""
+
+    __rules__: ClassVar[tuple[Rule, ...]] = (
+        exactly_one("inline", "zipFile", "url", "configMapRef"),
+        Code.__rules__[1],
+        Code.__rules__[2],
+    )
+
+    inline: Mapping[str, str] | None = spec_field(
+        default=None,
+        description="Files by relative path (e.g. python/shared.py) with their text content.",
+        key=Constraints(min_length=1, max_length=255),
+        max_items=1000,
+    )
+    zip_file: str | None = spec_field(
+        default=None,
+        description="A base64-encoded zip archive (at most ~730 KB of zip; use url for larger "
+        "content).",
+        max_length=MAX_ZIPFILE_CHARS,
+    )
+    url: CodeUrl | None = spec_field(default=None, description="A zip archive at a URL.")
+    config_map_ref: ConfigMapRef | None = spec_field(
+        default=None, description="Content in a ConfigMap (Kubernetes only)."
+    )
+    image: ClassVar[None] = None  # layers have no image source (uniform access for artifacts)

@@ -16,6 +16,7 @@ from .common import (
     PYTHON_RUNTIMES,
     RUNTIMES,
     Code,
+    LayerContent,
     ObjectMeta,
 )
 from .fields import Constraints, Rule, exactly_one, spec_field
@@ -238,9 +239,8 @@ class Function:
 class LayerSpec:
     """A layer: files extracted under /opt (Python packages go under python/)."""
 
-    content: Code = spec_field(
-        description="The layer's files: exactly one of inline, zipFile, url, configMapRef, "
-        "image (same choices as Function code)."
+    content: LayerContent = spec_field(
+        description="The layer's files: exactly one of inline, zipFile, url, configMapRef."
     )
     compatible_runtimes: tuple[str, ...] = spec_field(
         factory=tuple,
@@ -249,7 +249,6 @@ class LayerSpec:
         enum=RUNTIMES,
     )
     description: str = spec_field(default="", description="Description.", max_length=256)
-    license_info: str = spec_field(default="", description="License (SPDX).", max_length=512)
 
 
 @dataclass(frozen=True)

@@ -198,9 +198,15 @@ CASES: list[tuple[str, Any, list[str]]] = [
     ("layer-runtime-bad", layer(compatibleRuntimes=["nodejs20.x"]),
      [('spec.compatibleRuntimes[0]: "nodejs20.x" is not supported; use one of python3.11, '
       "python3.12, provided")]),
-    ("layer-two-sources", layer(content={"inline": {}, "image": "x"}),
-     [("spec.content: exactly one of inline, zipFile, url, configMapRef, image must be set "
-      "(found 2: inline, image)")]),
+    ("layer-two-sources", layer(content={"inline": {}, "zipFile": ZIP_B64}),
+     [("spec.content: exactly one of inline, zipFile, url, configMapRef must be set "
+      "(found 2: inline, zipFile)")]),
+    ("layer-no-image", layer(content={"image": "x"}),
+     ["spec.content.image: unknown field; known fields: inline, zipFile, url, configMapRef",
+      "spec.content: exactly one of inline, zipFile, url, configMapRef must be set (found 0)"]),
+    ("layer-slip", layer(content={"inline": {"../x": ""}}),
+     [('spec.content.inline: file name "../x" must be a relative path without "..", "." or '
+      'empty parts (e.g. "app.py" or "lib/util.py")')]),
     # --- Alias
     ("alias-ok", alias(routingConfig={"additionalVersionWeights": {"2": 0.25, "3": 0.75}},
                        provisionedConcurrency=2), []),
