@@ -17,7 +17,7 @@ class AgentSettings:
     reconnect_max_s: float = 2.0
     reconnect_give_up_s: float = 120.0  # exit (status 2) after this long without a gateway
     memory_sample_s: float = 0.02  # RSS polling while the runtime initialises or works
-    tree_scan_s: float = 0.25  # how often descendants of the runtime are rediscovered
+    tree_scan_s: float = 1.0  # how often descendants are rediscovered (a full /proc scan)
     init_ready_limit_s: float = 10.0  # Lambda's on-demand init limit: Ready is sent anyway
     drain_close_s: float = 2.0  # after draining, wait this long for the gateway to hang up
     kill_grace_s: float = 0.2  # SIGTERM -> SIGKILL for the runtime when the agent exits

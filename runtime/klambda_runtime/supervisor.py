@@ -90,7 +90,7 @@ class _Generation:
         self.init_error: tuple[str, bytes] | None = None
         self.peak_rss = 0
         self.tree: list[int] = []
-        self.tree_scanned = 0.0
+        self.tree_scanned = started  # first descendant scan after tree_scan_s of activity
         self.sampler: asyncio.TimerHandle | None = None
         self.popen: subprocess.Popen[bytes] | None = None
 
