@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-
 from klambda_runtime.launcher import ZygoteLauncher
 from klambda_runtime.testing import TestGateway
 
