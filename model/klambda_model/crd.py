@@ -134,8 +134,11 @@ def crd_schema(kind: str) -> dict[str, Any]:
     }
 
 
-def crd(kind: str, *, printer_columns: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The CustomResourceDefinition of ``kind`` (namespaced, status subresource)."""
+def crd(
+    kind: str, *, printer_columns: list[dict[str, Any]] | None = None, group: str = GROUP
+) -> dict[str, Any]:
+    """The CustomResourceDefinition of ``kind`` (namespaced, status subresource).
+    ``group`` exists for tests that install these next to the operator's CRDs."""
     plural, short = PLURALS[kind]
     version: dict[str, Any] = {
         "name": VERSION, "served": True, "storage": True,
@@ -147,9 +150,9 @@ def crd(kind: str, *, printer_columns: list[dict[str, Any]] | None = None) -> di
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.{GROUP}"},
+        "metadata": {"name": f"{plural}.{group}"},
         "spec": {
-            "group": GROUP,
+            "group": group,
             "scope": "Namespaced",
             "names": {"kind": kind, "plural": plural, "singular": kind.lower(),
                       "shortNames": short, "categories": ["klambda"]},
