@@ -273,3 +273,15 @@ def test_up_rejects_invalid_manifests_before_starting(tmp_path: Path) -> None:
                      "-f", str(bad), timeout=30)
     assert result.returncode == 2
     assert f"{bad}[0] Function/hello: spec.timeout: 0 is below the minimum 1" in result.stderr
+
+
+def test_namespaced_apply_and_invoke(platform: str) -> None:
+    text = (EXAMPLES / "hello.yaml").read_text().replace("namespace: default", "")
+    applied = klambda("apply", "-f", "-", "-n", "team-b", stdin=text, endpoint=platform)
+    assert applied.returncode == 0, applied.stderr
+    result = klambda("invoke", "hello", "-n", "team-b", "--payload", '{"name": "b"}',
+                     endpoint=platform)
+    assert result.returncode == 0, result.stderr
+    assert '"hello": "b"' in result.stdout
+    listed = klambda("get", "functions", "-n", "team-b", endpoint=platform).stdout
+    assert listed.splitlines()[1].split()[0] == "hello"
