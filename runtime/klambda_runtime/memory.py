@@ -30,6 +30,44 @@ def peak_rss_bytes(pid: int) -> int:
     return 0
 
 
+class ProcessMemory:
+    """Cheap repeated reads of one process's RSS and peak RSS (kept-open /proc fds)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        try:
+            self._statm: int | None = os.open(f"/proc/{pid}/statm", os.O_RDONLY)
+            self._status: int | None = os.open(f"/proc/{pid}/status", os.O_RDONLY)
+        except OSError:
+            self._statm = self._status = None
+
+    def rss(self) -> int:
+        if self._statm is None:
+            return 0
+        try:
+            return int(os.pread(self._statm, 128, 0).split()[1]) * _PAGE
+        except (OSError, IndexError, ValueError):
+            return 0
+
+    def peak(self) -> int:
+        if self._status is None:
+            return 0
+        try:
+            data = os.pread(self._status, 4096, 0)
+        except OSError:
+            return 0
+        start = data.find(b"VmHWM:")
+        if start < 0:
+            return 0
+        return int(data[start + 6 : data.index(b"kB", start)]) * 1024
+
+    def close(self) -> None:
+        for fd in (self._statm, self._status):
+            if fd is not None:
+                os.close(fd)
+        self._statm = self._status = None
+
+
 def descendants(pid: int) -> list[int]:
     """Every live descendant of ``pid`` (a full /proc scan: call it sparingly)."""
     try:

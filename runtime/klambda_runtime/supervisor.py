@@ -93,6 +93,7 @@ class _Generation:
         self.tree_scanned = started  # first descendant scan after tree_scan_s of activity
         self.sampler: asyncio.TimerHandle | None = None
         self.popen: subprocess.Popen[bytes] | None = None
+        self.memory = memory.ProcessMemory(pid) if pid > 0 else None
 
 
 class Supervisor:
@@ -292,7 +293,8 @@ class Supervisor:
         if now - gen.tree_scanned >= self.settings.tree_scan_s:
             gen.tree = memory.descendants(gen.pid)
             gen.tree_scanned = now
-        rss = memory.rss_bytes(gen.pid) + sum(memory.rss_bytes(p) for p in gen.tree)
+        own = gen.memory.rss() if gen.memory is not None else 0
+        rss = own + sum(memory.rss_bytes(p) for p in gen.tree)
         gen.peak_rss = max(gen.peak_rss, rss)
         if rss > self.spec.memory_size * 1024 * 1024:
             self.sink.line(
@@ -309,7 +311,7 @@ class Supervisor:
             gen.sampler = self._loop.call_later(self.settings.memory_sample_s, self._sample, gen)
 
     def _max_memory_mb(self, gen: _Generation) -> int:
-        peak = max(gen.peak_rss, memory.peak_rss_bytes(gen.pid) if gen.pid > 0 else 0)
+        peak = max(gen.peak_rss, gen.memory.peak() if gen.memory is not None else 0)
         return reports.memory_mb(peak)
 
     def _ms_since(self, t: float) -> float:
@@ -393,6 +395,8 @@ class Supervisor:
             gen.sampler.cancel()
         self._drain_log(gen)
         self._close_log(gen)
+        if gen.memory is not None:
+            gen.memory.close()
         if self.template is not None and gen.pid > 0:
             self.template.forget(gen.pid)
 
