@@ -501,8 +501,10 @@ class LocalRegistry:
         with self._lock:
             old = self._snap.state
             new = old.copy()
-            messages = _Planner(self, old, new).apply(list(resources))
-            self._commit(old, new)
+            planner = _Planner(self, old, new)
+            messages = planner.apply(list(resources))
+            if planner.changed():
+                self._commit(old, new)
             return messages
 
     def delete(self, targets: Iterable[Resource | tuple[str, str, str]]) -> list[str]:
@@ -517,8 +519,10 @@ class LocalRegistry:
         with self._lock:
             old = self._snap.state
             new = old.copy()
-            messages = _Planner(self, old, new).delete(keys)
-            self._commit(old, new)
+            planner = _Planner(self, old, new)
+            messages = planner.delete(keys)
+            if planner.deleted:
+                self._commit(old, new)
             return messages
 
     def publish_version(self, namespace: str, name: str, description: str = "") -> FunctionVersion:
@@ -580,6 +584,11 @@ class _Planner:
         self.errors: list[str] = []
         self.status: dict[Key, str] = {}
         self.notes: dict[Key, list[str]] = {}
+        self.deleted = False
+
+    def changed(self) -> bool:
+        """Whether the apply changed anything (no commit and no new generation otherwise)."""
+        return any(s != "unchanged" for s in self.status.values()) or any(self.notes.values())
 
     def apply(self, resources: list[Resource]) -> list[str]:
         seen: dict[Key, Resource] = {}
@@ -742,6 +751,7 @@ class _Planner:
                 lines.append(f"{label} not found (nothing to delete)")
                 continue
             del self.new.docs[(kind, ns, name)]
+            self.deleted = True
             lines.append(f"{label} deleted")
             if kind == "Function":
                 self.new.heads.pop((ns, name), None)

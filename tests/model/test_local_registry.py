@@ -264,3 +264,15 @@ async def test_wait_changed_wakes_on_apply_from_another_thread(reg: LocalRegistr
     thread.join(5)
     assert new == reg.generation > generation
     assert await reg.wait_changed(generation) == new  # already different: immediate
+
+
+def test_unchanged_apply_does_not_bump_generation(reg: LocalRegistry) -> None:
+    reg.apply(docs(layer(), fn(extra="  layers: [deps]")))
+    generation = reg.generation
+    assert reg.apply(docs(layer(), fn(extra="  layers: [deps]"))) == [
+        "layer/deps unchanged", "function/hello unchanged"]
+    assert reg.delete([("function", "default", "ghost")]) == [
+        "function/ghost not found (nothing to delete)"]
+    assert reg.generation == generation
+    reg.apply(docs(fn(extra="  layers: [deps]\n  reservedConcurrency: 2")))
+    assert reg.generation == generation + 1
