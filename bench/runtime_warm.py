@@ -48,7 +48,7 @@ async def baseline(n: int) -> list[float]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(port)])
+    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(port)])  # noqa: ASYNC220
     try:
         async with aiohttp.ClientSession() as session:
             url = f"http://127.0.0.1:{port}/"
