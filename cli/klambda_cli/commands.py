@@ -41,8 +41,8 @@ def manifest_files(paths: list[str], *, recursive: bool = False) -> list[str]:
     return files
 
 
-def read_manifests(paths: list[str], *, namespace: str, recursive: bool = False
-                   ) -> list[dict[str, Any]]:
+def read_manifests(paths: list[str], *, namespace: str, recursive: bool = False,
+                   strict_namespace: bool = False) -> list[dict[str, Any]]:
     """Reads and validates manifests locally (errors name file, document and field);
     returns the raw documents with the namespace filled in."""
     from klambda_model import ValidationError, load_documents, parse_documents
@@ -61,10 +61,16 @@ def read_manifests(paths: list[str], *, namespace: str, recursive: bool = False
         except ValidationError as exc:
             errors.extend(exc.errors)
             continue
-        for doc in raw:
+        for index, doc in enumerate(raw):
             meta = doc.setdefault("metadata", {})
             if not meta.get("namespace"):
                 meta["namespace"] = namespace
+            elif strict_namespace and meta["namespace"] != namespace:
+                errors.append(
+                    f'{source}[{index}] {doc.get("kind")}/{meta.get("name")}: metadata.namespace '
+                    f'"{meta["namespace"]}" does not match --namespace "{namespace}"; remove one '
+                    "of them"
+                )
             docs.append(doc)
     if errors:
         count = len(errors)
@@ -82,7 +88,8 @@ def _client(args: argparse.Namespace) -> Client:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    docs = read_manifests(args.filename, namespace=args.namespace, recursive=args.recursive)
+    docs = read_manifests(args.filename, namespace=args.namespace, recursive=args.recursive,
+                          strict_namespace=args.namespace_explicit)
     query = urllib.parse.urlencode({"namespace": args.namespace})
     with spinner("applying"):
         resp = _client(args).request(

@@ -33,7 +33,7 @@ def _common(p: argparse.ArgumentParser, *, namespace: bool = True) -> None:
         help="platform URL (default: $KLAMBDA_ENDPOINT or http://127.0.0.1:9000)",
     )
     if namespace:
-        p.add_argument("-n", "--namespace", default="default",
+        p.add_argument("-n", "--namespace", default=None,
                        help="namespace (default: default)")
 
 
@@ -121,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if hasattr(args, "namespace"):
+        args.namespace_explicit = args.namespace is not None
+        args.namespace = args.namespace or "default"
     from . import commands
     from .errors import CliError, ServiceError, UsageError
 

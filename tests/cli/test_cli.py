@@ -285,3 +285,11 @@ def test_namespaced_apply_and_invoke(platform: str) -> None:
     assert '"hello": "b"' in result.stdout
     listed = klambda("get", "functions", "-n", "team-b", endpoint=platform).stdout
     assert listed.splitlines()[1].split()[0] == "hello"
+
+
+def test_namespace_mismatch_is_a_usage_error(server: AdminServer) -> None:
+    result = klambda("apply", "-f", str(EXAMPLES / "hello.yaml"), "-n", "team-c",
+                     endpoint=server.endpoint)
+    assert result.returncode == 2
+    assert (f'{EXAMPLES / "hello.yaml"}[0] Function/hello: metadata.namespace "default" does '
+            'not match --namespace "team-c"; remove one of them') in result.stderr
