@@ -31,6 +31,11 @@ class LogSink:
             if len(self._buf) > _KEEP:
                 del self._buf[: len(self._buf) - _KEEP // 2]
 
+    def remember(self, data: bytes) -> None:
+        """Add to the current invocation's log without writing it out (already written)."""
+        if self._buf is not None:
+            self._buf += data
+
     def line(self, text: str) -> None:
         self.write(text.encode("utf-8", "replace"))
 

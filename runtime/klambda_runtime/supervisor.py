@@ -87,7 +87,7 @@ class _Generation:
         self.log_fd = log_fd
         self.started = started
         self.init: asyncio.Future[InitOutcome] = asyncio.get_running_loop().create_future()
-        self.init_error: tuple[str, bytes] | None = None
+        self.init_log = bytearray()  # what the runtime printed during init (last 4 KB)
         self.peak_rss = 0
         self.tree: list[int] = []
         self.tree_scanned = started  # first descendant scan after tree_scan_s of activity
@@ -260,9 +260,15 @@ class Supervisor:
         except OSError:
             data = b""
         if data:
-            self.sink.write(data)
+            self._got_log(gen, data)
             return
         self._close_log(gen)
+
+    def _got_log(self, gen: _Generation, data: bytes) -> None:
+        self.sink.write(data)
+        if not gen.init.done() or gen.init.result().error_type:
+            gen.init_log += data
+            del gen.init_log[: -reports.LOG_TAIL_BYTES]
 
     def _drain_log(self, gen: _Generation) -> None:
         """Everything the runtime wrote before answering, so it lands in this invocation."""
@@ -276,7 +282,7 @@ class Supervisor:
             if not data:
                 self._close_log(gen)
                 return
-            self.sink.write(data)
+            self._got_log(gen, data)
 
     def _close_log(self, gen: _Generation) -> None:
         if gen.log_fd >= 0:
@@ -547,9 +553,11 @@ class Supervisor:
             payload = errors.oom_payload(rid)
         else:
             payload = init.error_body
-        self.sink.begin()
-        self.sink.line(reports.start_line(rid, version=self.spec.version))
         self._drain_log(gen)
+        self.sink.begin()
+        # The init phase's output explains the failure: it leads this invocation's tail.
+        self.sink.remember(bytes(gen.init_log))
+        self.sink.line(reports.start_line(rid, version=self.spec.version))
         self.sink.line(reports.end_line(rid))
         max_mb = self._max_memory_mb(gen) if gen.pid > 0 else 1
         self.sink.line(

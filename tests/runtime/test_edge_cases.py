@@ -114,3 +114,11 @@ async def test_restart_after_the_zygote_is_gone(gateway: TestGateway, tmp_path: 
         assert await asyncio.wait_for(env.wait(), 10) in (0, 255)
     finally:
         await holder.close()
+
+
+async def test_init_failure_output_is_in_the_tail(envs: Environments) -> None:
+    bootstrap = "#!/bin/sh\necho 'python3: No module named awslambdaric' >&2\nexit 1\n"
+    spec, _ = await envs.function({"bootstrap": bootstrap}, runtime="provided")
+    result = await envs.gateway.invoke(spec.environment_id, b"{}")
+    tail = result.log_tail.decode()
+    assert tail.index("No module named awslambdaric") < tail.index("START RequestId:")
