@@ -151,9 +151,14 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     proc = subprocess.Popen(
         [*KLAMBDA, "up", "--port", str(port), "--state-dir", str(state / "state"),
          "-f", str(EXAMPLES / "hello.yaml"), "-f", str(EXAMPLES / "alias.yaml"),
-         "-f", str(state / "broken.yaml")],
+         "-f", str(state / "broken.yaml"), "-f", str(EXAMPLES / "provided.yaml"),
+         "-f", str(EXAMPLES / "layer.yaml"), "-f", str(EXAMPLES / "async.yaml")],
         stdout=subprocess.DEVNULL, stderr=log, cwd=REPO,
-        start_new_session=True, env={**os.environ, "KLAMBDA_KEEP_WARM_SECONDS": "30"},
+        start_new_session=True,
+        env={**os.environ, "KLAMBDA_KEEP_WARM_SECONDS": "30",
+             "KLAMBDA_ASYNC_RETRY_BASE_SECONDS": "0.2", "KLAMBDA_ASYNC_POLL_SECONDS": "0.1",
+             # the provided example's bootstrap runs the python3 on PATH with awslambdaric
+             "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"},
     )
     try:
         deadline = time.monotonic() + 30
@@ -293,3 +298,27 @@ def test_namespace_mismatch_is_a_usage_error(server: AdminServer) -> None:
     assert result.returncode == 2
     assert (f'{EXAMPLES / "hello.yaml"}[0] Function/hello: metadata.namespace "default" does '
             'not match --namespace "team-c"; remove one of them') in result.stderr
+
+
+def test_examples_layer_and_provided_awslambdaric(platform: str) -> None:
+    layered = klambda("invoke", "greeter-with-layer", "--payload", '{"name": "x"}',
+                      endpoint=platform)
+    assert layered.returncode == 0, layered.stdout + layered.stderr
+    assert layered.stdout.strip() == '{"message": "hello, x (from the shared-deps layer)"}'
+    ric = klambda("invoke", "ric", "--payload", '{"x": 1}', endpoint=platform)
+    assert ric.returncode == 0, ric.stdout + ric.stderr
+    assert ric.stdout.strip() == '{"runtime": "awslambdaric", "echo": {"x": 1}}'
+
+
+def test_example_async_failure_reaches_the_destination(platform: str) -> None:
+    sent = klambda("invoke", "orders", "--event", "--payload", '{"order": 7, "fail": true}',
+                   endpoint=platform)
+    assert sent.returncode == 0, sent.stderr
+    deadline = time.monotonic() + 30
+    logs = ""
+    while time.monotonic() < deadline:
+        logs = klambda("logs", "audit", endpoint=platform).stdout
+        if "AUDIT RetriesExhausted" in logs:
+            break
+        time.sleep(0.3)
+    assert 'AUDIT RetriesExhausted 2 {"order": 7, "fail": true}' in logs
