@@ -63,8 +63,13 @@ def build_runtime_env(
     python_version: tuple[int, int],
     now: datetime,
     initialization_type: str | None = None,
+    lang_bin: str = "",
 ) -> dict[str, str]:
-    """Everything the runtime process sees in ``os.environ``; nothing else leaks in."""
+    """Everything the runtime process sees in ``os.environ``; nothing else leaks in.
+
+    ``lang_bin`` (the directory of the interpreter klambda runs on) leads ``PATH`` the way
+    ``/var/lang/bin`` does in Lambda, so ``python3`` in a bootstrap is that interpreter.
+    """
     env: dict[str, str] = {
         k: v for k, v in spec.environment.items() if k not in FORBIDDEN_VARIABLES
     }
@@ -72,10 +77,10 @@ def build_runtime_env(
         if key in host_env:
             env.setdefault(key, host_env[key])
     opt = spec.opt_dir
-    path = _join(
-        host_env.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-        os.path.join(opt, "bin") if opt else "",
-    )
+    host_path = host_env.get("PATH", "/usr/local/bin:/usr/bin:/bin")
+    if lang_bin and lang_bin in host_path.split(os.pathsep):
+        lang_bin = ""
+    path = _join(lang_bin, host_path, os.path.join(opt, "bin") if opt else "")
     ld_path = _join(
         host_env.get("LD_LIBRARY_PATH", ""),
         os.path.join(spec.code_dir, "lib"),

@@ -159,6 +159,7 @@ class Supervisor:
             python_version=sys.version_info[:2],
             now=self._log_stream_time,
             initialization_type=None,
+            lang_bin=os.path.dirname(self.settings.python),
         )
 
     async def _launch(self) -> None:

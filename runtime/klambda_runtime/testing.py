@@ -45,7 +45,13 @@ class TestGateway(pb_grpc.EnvironmentGatewayServicer):  # type: ignore[misc]
         self._changed = asyncio.Event()
 
     async def start(self) -> str:
-        self.server = grpc.aio.server()
+        # Like the real gateway: messages up to 16 MB (a 6 MB response plus its envelope).
+        self.server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+                ("grpc.max_send_message_length", 16 * 1024 * 1024),
+            ]
+        )
         pb_grpc.add_EnvironmentGatewayServicer_to_server(self, self.server)
         port = self.server.add_insecure_port(f"127.0.0.1:{self._port}")
         self._port = port

@@ -61,6 +61,8 @@ def handler(event, context):
         return {1, 2, 3}
     if action == "big":
         return "x" * (7 * 1024 * 1024)
+    if action == "almost":
+        return "y" * (6291556 - 2)  # with its JSON quotes: exactly the limit
     if action == "bytes":
         return b"raw-bytes"
     if action == "unicode":
@@ -338,6 +340,8 @@ async def test_seven_megabyte_response_is_too_large(envs: Environments) -> None:
     assert result.error_type == "Function.ResponseSizeTooLarge"
     ok = await envs.gateway.invoke(spec.environment_id, b"{}")
     assert ok.function_error == ""
+    limit = await envs.gateway.invoke(spec.environment_id, b'{"action": "almost"}')
+    assert limit.function_error == "" and len(limit.payload) == 6291556
 
 
 async def test_bytes_and_unicode_results(envs: Environments) -> None:

@@ -123,6 +123,27 @@ def test_runtime_env() -> None:
     assert env["AWS_EXECUTION_ENV"] == "AWS_Lambda_python3.12"
 
 
+def test_interpreter_directory_leads_path() -> None:
+    env = build_runtime_env(
+        SPEC,
+        api_address="a:1",
+        host_env={"PATH": "/usr/bin"},
+        python_version=(3, 12),
+        now=NOW,
+        lang_bin="/venv/bin",
+    )
+    assert env["PATH"] == "/venv/bin:/usr/bin:/layers/bin"
+    again = build_runtime_env(
+        SPEC,
+        api_address="a:1",
+        host_env={"PATH": "/venv/bin:/usr/bin"},
+        python_version=(3, 12),
+        now=NOW,
+        lang_bin="/venv/bin",
+    )
+    assert again["PATH"] == "/venv/bin:/usr/bin:/layers/bin"
+
+
 def test_provided_env_has_no_execution_env() -> None:
     from dataclasses import replace
 
