@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -31,6 +32,7 @@ from klambda_model import (
     Function,
     Layer,
     Resource,
+    ValidationError,
     content_hash,
     decode_document,
     resource_key,
@@ -55,6 +57,7 @@ from .registry import (
 )
 
 Key = tuple[str, str, str]  # (kind, namespace, name)
+log = logging.getLogger(__name__)
 
 
 class RegistryError(Exception):
@@ -295,7 +298,12 @@ def write_changes(db: sqlite3.Connection, old: _State, new: _State) -> None:
 def load_state(db: sqlite3.Connection) -> _State:
     state = _State()
     for kind, ns, name, doc in db.execute("SELECT kind, namespace, name, doc FROM resources"):
-        state.docs[(kind, ns, name)] = decode_document(json.loads(doc))
+        try:
+            state.docs[(kind, ns, name)] = decode_document(json.loads(doc))
+        except (ValidationError, ValueError) as exc:
+            # Stored by an older klambda whose model accepted it: keep serving the rest.
+            log.warning("skipping stored %s/%s in namespace %s: %s; re-apply a fixed manifest",
+                        kind, name, ns, exc)
     for ns, name, record in db.execute("SELECT namespace, name, record FROM heads"):
         state.heads[(ns, name)] = VersionRecord(**json.loads(record))
     for ns, name, _, record in db.execute(

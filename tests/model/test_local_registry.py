@@ -276,3 +276,22 @@ def test_unchanged_apply_does_not_bump_generation(reg: LocalRegistry) -> None:
     assert reg.generation == generation
     reg.apply(docs(fn(extra="  layers: [deps]\n  reservedConcurrency: 2")))
     assert reg.generation == generation + 1
+
+
+def test_a_stored_document_the_model_now_rejects_is_skipped(tmp_path: Path) -> None:
+    import sqlite3
+
+    first = LocalRegistry(tmp_path / "s")
+    first.apply(docs(fn(), fn("other")))
+    first.close()
+    db = sqlite3.connect(tmp_path / "s" / "registry.db")
+    db.execute("UPDATE resources SET doc = ? WHERE name = 'other'",
+               (('{"apiVersion": "klambda.io/v1alpha1", "kind": "Function", '
+                '"metadata": {"name": "other"}, "spec": {"runtime": "python2.7"}}'),))
+    db.commit()
+    db.close()
+    second = LocalRegistry(tmp_path / "s")
+    try:
+        assert [f.name for f in second.functions()] == ["hello"]
+    finally:
+        second.close()
