@@ -66,10 +66,10 @@ def test_defaults_short_names_and_category(crds_installed: TestCluster, fn_names
         ),
         pytest.param(
             {"code": {"inline": {"a.py": "x"}, "image": "img:1"}},
-            "set exactly one of inline, zipFile, url, configMapRef or image",
+            "exactly one of inline, zipFile, url, configMapRef, image must be set",
             id="two-code-sources",
         ),
-        pytest.param({"code": {}}, "set exactly one of", id="no-code-source"),
+        pytest.param({"code": {}}, "exactly one of", id="no-code-source"),
     ],
 )
 def test_invalid_functions_rejected_with_cel_message(
@@ -83,9 +83,9 @@ def test_invalid_functions_rejected_with_cel_message(
 @pytest.mark.parametrize(
     ("weights", "message"),
     [
-        ({"2": 1.5}, "every weight must be between 0 and 1"),
-        ({"2": 0.6, "3": 0.6}, "the weights sum to more than 1"),
-        ({"1": 0.5}, "must not name spec.functionVersion itself"),
+        ({"2": 1.5}, "is outside the allowed range 0.0..1.0"),
+        ({"2": 0.6, "3": 0.6}, "must sum to at most 1"),
+        ({"1": 0.5}, "weighted routing needs a published functionVersion"),
     ],
     ids=["weight-above-1", "sum-above-1", "names-primary"],
 )
@@ -98,6 +98,7 @@ def test_invalid_alias_weights_rejected(
         "metadata": {"name": "live", "namespace": fn_namespace},
         "spec": {
             "functionName": "hello",
+            "name": "live",
             "functionVersion": "1",
             "routingConfig": {"additionalVersionWeights": weights},
         },

@@ -117,7 +117,6 @@ def test_layers_publish_and_alias(
             "functionName": "hello",
             "name": "live",
             "functionVersion": "1",
-            "routingConfig": {"additionalVersionWeights": {"$LATEST": 0.25}},
         },
     }
     apply(cluster, layer, function("hello", fn_namespace, layers=["shared"], publish=True), alias)
@@ -130,7 +129,7 @@ def test_layers_publish_and_alias(
     fn = cluster.api.get(f"{API}/{fn_namespace}/functions/hello")
     assert fn["status"]["latestVersion"] == "1" and fn["status"]["layers"] == ["shared:1"]
     got = cluster.api.get(f"{API}/{fn_namespace}/aliases/hello-live")
-    assert got["status"]["resolvedVersions"] == {"$LATEST": 0.25, "1": 0.75}
+    assert got["status"]["resolvedVersions"] == {"1": 1.0}
     # A change publishes version 2 (spec.publish), leaving version 1 untouched.
     apply(cluster, function("hello", fn_namespace, layers=["shared"], publish=True, memorySize=512))
     cluster.wait_for(

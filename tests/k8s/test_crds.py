@@ -80,10 +80,10 @@ def test_function_columns_and_ready_condition() -> None:
         ("Function", "spec.memorySize"),
         ("Function", "spec.timeout"),
         ("Function", "spec.layers"),
-        ("Function", "set exactly one of inline, zipFile, url, configMapRef or image"),
-        ("Layer", "set exactly one of inline, zipFile, url or configMapRef"),
-        ("Alias", "between 0 and 1"),
-        ("Alias", "sum to at most 1"),
+        ("Function", "exactly one of inline, zipFile, url, configMapRef, image must be set"),
+        ("Layer", "exactly one of inline, zipFile, url, configMapRef must be set"),
+        ("Alias", "additionalVersionWeights values is outside the allowed range 0.0..1.0"),
+        ("Alias", "must sum to at most 1"),
         ("FunctionVersion", "immutable"),
     ],
 )
@@ -91,3 +91,33 @@ def test_cel_rules_have_actionable_messages(kind: str, needle: str) -> None:
     schema = _by_kind()[kind]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     messages = [r.get("message", "") + r.get("messageExpression", "") for r in _rules(schema)]
     assert any(needle in m for m in messages), messages
+
+
+def _paths(schema: dict[str, Any]) -> set[str]:
+    return {path for path, _ in _walk(schema)}
+
+
+@pytest.mark.parametrize("kind", ["Function", "Layer", "Alias", "EventSourceMapping"])
+def test_spec_schemas_are_the_model_s(kind: str) -> None:
+    """No drift: same fields, types, defaults and descriptions as klambda_model; only bounds
+    moved into CEL rules (with messages)."""
+    from klambda_model.crd import crd_schema
+
+    model = crd_schema(kind)["properties"]["spec"]
+    ours = _by_kind()[kind]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"][
+        "spec"
+    ]
+    assert _paths(ours) == _paths(model)
+    model_nodes, our_nodes = dict(_walk(model)), dict(_walk(ours))
+    for path, node in model_nodes.items():
+        mine = our_nodes[path]
+        for key in ("type", "default", "description", "enum", "pattern", "maxLength"):
+            assert mine.get(key) == node.get(key), (path, key)
+        if "minimum" in node and "maximum" in node:
+            rules = mine["x-kubernetes-validations"]
+            assert any(f"{node['minimum']}..{node['maximum']}" in r["message"] for r in rules)
+        model_rules = [r["rule"] for r in node.get("x-kubernetes-validations", [])]
+        assert (
+            model_rules
+            == [r["rule"] for r in mine.get("x-kubernetes-validations", [])][: len(model_rules)]
+        )

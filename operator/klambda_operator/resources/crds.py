@@ -1,5 +1,10 @@
 """The CustomResourceDefinitions of klambda (apiextensions.k8s.io/v1), built as plain dicts.
 
+The spec schemas of the four public kinds come from the resource model
+(``klambda_model.crd.crd_schema``), so the CRDs cannot drift from it; this module adds what
+only Kubernetes needs: bounds as CEL rules with actionable messages, the status schema
+(conditions, printer-column fields, unknown fields kept for Kopf), printer columns, short
+names, the ``klambda`` category, and the internal FunctionVersion kind.
 Pure: no I/O, deterministic. ``build_crds()`` returns the five CRDs sorted by name:
 Function, Layer, Alias and EventSourceMapping (the public kinds of the resource model) and
 FunctionVersion (internal, created by the operator when a version is published; immutable,
@@ -11,19 +16,16 @@ messages say what was wrong and what to do; the API server returns them verbatim
 
 from __future__ import annotations
 
+import copy
 from typing import Any
+
+from klambda_model.crd import crd_schema as model_crd_schema
 
 GROUP = "klambda.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 CATEGORY = "klambda"
 
-RUNTIMES = ("provided", "python3.11", "python3.12")
-MEMORY_MIN, MEMORY_MAX, MEMORY_DEFAULT = 128, 10240, 128
-TIMEOUT_MIN, TIMEOUT_MAX, TIMEOUT_DEFAULT = 1, 900, 3
-MAX_LAYERS = 5
-CODE_SOURCES = ("inline", "zipFile", "url", "configMapRef", "image")
-LAYER_SOURCES = ("inline", "zipFile", "url", "configMapRef")
 
 Schema = dict[str, Any]
 
@@ -45,330 +47,62 @@ def _rule(rule: str, message: str = "", *, message_expression: str = "") -> dict
     return out
 
 
-def _string_map(description: str, *, max_properties: int = 1000) -> Schema:
-    return {
-        "type": "object",
-        "description": description,
-        "additionalProperties": {"type": "string"},
-        "maxProperties": max_properties,
+def _field_name(path: str) -> str:
+    return path.replace("{}", " values").replace("[]", " items")
+
+
+def actionable(schema: Schema, path: str = "spec") -> Schema:
+    """The model's schema with bounds turned into CEL rules whose messages name the field,
+    the allowed range and what to do (the API server returns them verbatim). Pure; the
+    input is not modified."""
+    out = {
+        k: v for k, v in schema.items() if k not in ("properties", "items", "additionalProperties")
     }
-
-
-def _bounded_int(
-    *, field: str, unit: str, low: int, high: int, default: int | None, description: str
-) -> Schema:
-    schema: Schema = _s("integer", description)
-    if default is not None:
-        schema["default"] = default
-    schema["x-kubernetes-validations"] = [
-        _rule(
-            f"self >= {low} && self <= {high}",
-            f"{field} is outside the allowed range {low}..{high} {unit}; set a value in that "
-            "range",
+    rules = list(out.get("x-kubernetes-validations", []))
+    kind = out.get("type")
+    if kind in ("integer", "number") and "minimum" in out and "maximum" in out:
+        low, high = out.pop("minimum"), out.pop("maximum")
+        unit = (
+            " MB"
+            if path.endswith("memorySize")
+            else (" seconds" if path.endswith("timeout") else "")
         )
-    ]
-    return schema
-
-
-def _exactly_one(sources: tuple[str, ...], *, field: str) -> dict[str, str]:
-    checks = ", ".join(f"has(self.{name})" for name in sources)
-    names = ", ".join(sources[:-1]) + " or " + sources[-1]
-    return _rule(
-        f"[{checks}].filter(x, x).size() == 1",
-        f"{field}: set exactly one of {names}",
-    )
-
-
-def _code_schema(*, field: str, sources: tuple[str, ...], description: str) -> Schema:
-    props: dict[str, Schema] = {
-        "inline": _string_map(
-            "Files by relative path (e.g. app.py, pkg/util.py) and their text content. "
-            "Stored in a ConfigMap, so the total must stay under about 1 MiB.",
-            max_properties=500,
-        ),
-        "zipFile": _s(
-            "string",
-            "A zip archive, base64-encoded (small archives only: it is stored in a ConfigMap).",
-            maxLength=1_400_000,
-        ),
-        "url": _obj(
-            "A zip archive at a URL, fetched by an init step of each environment and checked "
-            "against its SHA-256.",
-            {
-                "location": _s(
-                    "string",
-                    "http(s):// URL of a .zip archive.",
-                    maxLength=2048,
-                    pattern="^(https?|file)://.+$",
-                ),
-                "sha256": _s(
-                    "string",
-                    "Hex SHA-256 of the archive (sha256sum code.zip); a mismatch fails the "
-                    "deployment.",
-                    pattern="^[0-9a-f]{64}$",
-                ),
-            },
-            required=["location", "sha256"],
-        ),
-        "configMapRef": _obj(
-            "An existing ConfigMap in the same namespace whose keys are file names.",
-            {
-                "name": _s("string", "Name of the ConfigMap.", maxLength=253),
-                "key": _s(
-                    "string",
-                    "If set, this key (binaryData) holds a zip archive; otherwise every key "
-                    "is one file.",
-                    maxLength=253,
-                ),
-            },
-            required=["name"],
-        ),
-    }
-    if "image" in sources:
-        props["image"] = _s(
-            "string",
-            "A container image that already holds the code under /var/task (a Lambda-"
-            "compatible image); it is used as is.",
-            maxLength=1024,
+        rules.append(
+            _rule(
+                f"self >= {low} && self <= {high}",
+                f"{_field_name(path)} is outside the allowed range {low}..{high}{unit}; set a "
+                "value in that range",
+            )
         )
-    return _obj(
-        description,
-        props,
-        **{
-            "x-kubernetes-validations": [
-                _exactly_one(sources, field=field),
-            ]
-        },
-    )
+    if kind == "array" and path == "spec.layers" and "maxItems" in out:
+        limit = out.pop("maxItems")
+        rules.append(
+            _rule(
+                f"self.size() <= {limit}",
+                f"spec.layers: at most {limit} layers are allowed; merge some of them into one "
+                "layer",
+            )
+        )
+    if rules:
+        out["x-kubernetes-validations"] = rules
+    if "properties" in schema:
+        out["properties"] = {
+            name: actionable(sub, f"{path}.{name}") for name, sub in schema["properties"].items()
+        }
+    if isinstance(schema.get("items"), dict):
+        out["items"] = actionable(schema["items"], f"{path}[]")
+    if isinstance(schema.get("additionalProperties"), dict):
+        out["additionalProperties"] = actionable(schema["additionalProperties"], f"{path}{{}}")
+    elif "additionalProperties" in schema:
+        out["additionalProperties"] = schema["additionalProperties"]
+    return out
 
 
-def _destination(description: str) -> Schema:
-    return _obj(
-        description,
-        {
-            "function": _s("string", "Name of a function (optionally name:qualifier)."),
-            "arn": _s("string", "ARN of a queue or function destination."),
-        },
-    )
-
-
-def function_spec_schema() -> Schema:
-    return _obj(
-        "Desired state of a function: its code, runtime and configuration ($LATEST).",
-        {
-            "description": _s("string", "Free text.", maxLength=256),
-            "runtime": _s(
-                "string",
-                "Runtime identifier: python3.11, python3.12, or provided (a bootstrap).",
-                enum=list(RUNTIMES),
-                default="python3.12",
-            ),
-            "handler": _s(
-                "string", "Handler as module.function (e.g. app.handler).", maxLength=128
-            ),
-            "code": _code_schema(
-                field="spec.code",
-                sources=CODE_SOURCES,
-                description="Where the code comes from: exactly one source.",
-            ),
-            "memorySize": _bounded_int(
-                field="spec.memorySize",
-                unit="MB",
-                low=MEMORY_MIN,
-                high=MEMORY_MAX,
-                default=MEMORY_DEFAULT,
-                description="Memory in MB (128..10240); the pod's memory limit, CPU is "
-                "proportional to it.",
-            ),
-            "timeout": _bounded_int(
-                field="spec.timeout",
-                unit="seconds",
-                low=TIMEOUT_MIN,
-                high=TIMEOUT_MAX,
-                default=TIMEOUT_DEFAULT,
-                description="Maximum run time of one invocation in seconds (1..900).",
-            ),
-            "environment": _obj(
-                "Environment of the function.",
-                {"variables": _string_map("Environment variables.", max_properties=200)},
-            ),
-            "layers": {
-                "type": "array",
-                "description": "Layer names in the same namespace, optionally name:version; "
-                "their content is merged under /opt in this order (later layers win).",
-                "items": {"type": "string", "maxLength": 128},
-                "x-kubernetes-validations": [
-                    _rule(
-                        f"self.size() <= {MAX_LAYERS}",
-                        f"spec.layers: at most {MAX_LAYERS} layers are allowed; merge some of "
-                        "them into one layer",
-                    )
-                ],
-            },
-            "role": _s(
-                "string",
-                "Execution role: the name of a ServiceAccount the function's pods run as "
-                "(with IRSA on EKS). Without it pods get no ServiceAccount token.",
-                maxLength=253,
-            ),
-            "reservedConcurrency": _s(
-                "integer",
-                "Reserved concurrency: the maximum concurrent invocations; 0 throttles all.",
-                minimum=0,
-            ),
-            "publish": _s(
-                "boolean",
-                "Publish a new immutable version whenever the code or configuration changes "
-                "(the declarative equivalent of publish-version).",
-            ),
-            "eventInvokeConfig": _obj(
-                "Asynchronous invocation settings.",
-                {
-                    "maximumRetryAttempts": _s(
-                        "integer", "Retries of a failed async event (0..2).", minimum=0, maximum=2
-                    ),
-                    "maximumEventAgeInSeconds": _s(
-                        "integer",
-                        "Maximum age of an async event (60..21600 seconds).",
-                        minimum=60,
-                        maximum=21600,
-                    ),
-                    "destinationConfig": _obj(
-                        "Where results of async invocations are sent.",
-                        {
-                            "onSuccess": _destination("Destination for successful events."),
-                            "onFailure": _destination("Destination for failed events."),
-                        },
-                    ),
-                },
-            ),
-        },
-        required=["code"],
-        **{
-            "x-kubernetes-validations": [
-                _rule(
-                    "has(self.handler) || has(self.code.image) || self.runtime == 'provided'",
-                    "spec.handler is required (e.g. app.handler) unless the code is an image "
-                    "or the runtime is provided",
-                )
-            ]
-        },
-    )
-
-
-def layer_spec_schema() -> Schema:
-    return _obj(
-        "A layer: content merged under /opt of the functions that use it. Every change of "
-        "the content publishes a new layer version.",
-        {
-            "description": _s("string", "Free text.", maxLength=256),
-            "content": _code_schema(
-                field="spec.content",
-                sources=LAYER_SOURCES,
-                description="Where the layer content comes from: exactly one source.",
-            ),
-            "compatibleRuntimes": {
-                "type": "array",
-                "description": "Runtimes this layer works with.",
-                "items": {"type": "string", "enum": list(RUNTIMES)},
-                "maxItems": 15,
-            },
-        },
-        required=["content"],
-    )
-
-
-def alias_spec_schema() -> Schema:
-    weight_rules = [
-        _rule(
-            "self.all(k, self[k] >= 0.0 && self[k] <= 1.0)",
-            "spec.routingConfig.additionalVersionWeights: every weight must be between 0 "
-            "and 1 (e.g. 0.1 sends 10% of traffic to that version)",
-        ),
-        _rule(
-            "self.map(k, self[k]).sum() <= 1.0",
-            "spec.routingConfig.additionalVersionWeights: the weights sum to more than 1; "
-            "lower them so that they sum to at most 1",
-        ),
-    ]
-    return _obj(
-        "An alias: a named pointer to a function version, with optional weighted routing.",
-        {
-            "functionName": _s("string", "Name of the function in this namespace.", maxLength=64),
-            "name": _s(
-                "string",
-                "Alias name used as the qualifier (hello:live); defaults to metadata.name.",
-                maxLength=128,
-                pattern="^[a-zA-Z0-9_-]+$",
-            ),
-            "description": _s("string", "Free text.", maxLength=256),
-            "functionVersion": _s(
-                "string",
-                'The version the alias points at: a published version ("1") or $LATEST.',
-                pattern="^(\\$LATEST|[0-9]+)$",
-            ),
-            "routingConfig": _obj(
-                "Weighted routing to additional versions.",
-                {
-                    "additionalVersionWeights": {
-                        "type": "object",
-                        "description": "Version -> fraction of traffic (0..1) it receives; "
-                        "the rest goes to functionVersion.",
-                        "additionalProperties": {"type": "number"},
-                        "maxProperties": 16,
-                        "x-kubernetes-validations": weight_rules,
-                    }
-                },
-            ),
-            "provisionedConcurrency": _s(
-                "integer",
-                "Environments kept initialised ahead of traffic for this alias.",
-                minimum=0,
-                maximum=1000,
-            ),
-        },
-        required=["functionName", "functionVersion"],
-        **{
-            "x-kubernetes-validations": [
-                _rule(
-                    "!has(self.routingConfig) || "
-                    "!has(self.routingConfig.additionalVersionWeights) || "
-                    "!(self.functionVersion in self.routingConfig.additionalVersionWeights)",
-                    "spec.routingConfig.additionalVersionWeights must not name "
-                    "spec.functionVersion itself; list only the additional versions",
-                )
-            ]
-        },
-    )
-
-
-def event_source_mapping_spec_schema() -> Schema:
-    return _obj(
-        "An event source mapping: a poller that reads batches from a queue or stream and "
-        "invokes a function (pollers arrive in a later release).",
-        {
-            "functionName": _s(
-                "string", "Function name, optionally name:qualifier.", maxLength=140
-            ),
-            "eventSourceArn": _s("string", "ARN or URI of the queue or stream.", maxLength=1024),
-            "batchSize": _bounded_int(
-                field="spec.batchSize",
-                unit="records",
-                low=1,
-                high=10000,
-                default=10,
-                description="Records per invocation (1..10000).",
-            ),
-            "maximumBatchingWindowInSeconds": _s(
-                "integer", "Wait up to this long to fill a batch (0..300).", minimum=0, maximum=300
-            ),
-            "enabled": _s("boolean", "Whether the poller runs.", default=True),
-            "startingPosition": _s(
-                "string", "For streams: where to start.", enum=["LATEST", "TRIM_HORIZON"]
-            ),
-        },
-        required=["functionName", "eventSourceArn"],
-    )
+def model_spec_schema(kind: str) -> Schema:
+    """The spec schema of a public kind, generated from the resource model (the single source
+    of truth: fields, types, bounds, defaults, descriptions, cross-field CEL rules)."""
+    spec = model_crd_schema(kind)["properties"]["spec"]
+    return actionable(copy.deepcopy(spec))
 
 
 def function_version_spec_schema() -> Schema:
@@ -503,7 +237,7 @@ def build_crds() -> list[dict[str, Any]]:
             kind="Function",
             plural="functions",
             short_names=["fn", "fns"],
-            spec=function_spec_schema(),
+            spec=model_spec_schema("Function"),
             status_props={
                 "state": _STATE,
                 "latestVersion": _s("string", "Highest published version, if any."),
@@ -545,7 +279,7 @@ def build_crds() -> list[dict[str, Any]]:
             kind="Layer",
             plural="layers",
             short_names=["lyr"],
-            spec=layer_spec_schema(),
+            spec=model_spec_schema("Layer"),
             status_props={
                 "state": _STATE,
                 "latestVersion": _s("string", "Newest layer version."),
@@ -565,7 +299,7 @@ def build_crds() -> list[dict[str, Any]]:
             kind="Alias",
             plural="aliases",
             short_names=["fnalias"],
-            spec=alias_spec_schema(),
+            spec=model_spec_schema("Alias"),
             status_props={
                 "state": _STATE,
                 "resolvedVersions": {
@@ -586,7 +320,7 @@ def build_crds() -> list[dict[str, Any]]:
             kind="EventSourceMapping",
             plural="eventsourcemappings",
             short_names=["esm"],
-            spec=event_source_mapping_spec_schema(),
+            spec=model_spec_schema("EventSourceMapping"),
             status_props={"state": _STATE},
             columns=[
                 _col("Function", ".spec.functionName"),
