@@ -53,8 +53,20 @@ class Client:
             if ok_error:
                 return response
             raise service_error(response) from None
-        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
-            raise UnreachableError(self.endpoint, getattr(exc, "reason", exc)) from None
+        except TimeoutError:
+            raise ServiceError(
+                status=0, code="Timeout",
+                message=f"no answer from {self.endpoint} within {self.timeout:g} s",
+            ) from None
+        except urllib.error.URLError as exc:
+            if isinstance(exc.reason, TimeoutError):
+                raise ServiceError(
+                    status=0, code="Timeout",
+                    message=f"no answer from {self.endpoint} within {self.timeout:g} s",
+                ) from None
+            raise UnreachableError(self.endpoint, exc.reason) from None
+        except ConnectionError as exc:
+            raise UnreachableError(self.endpoint, exc) from None
 
     def stream(self, path: str) -> Iterator[bytes]:
         """GET ``path`` and yield the body as it arrives (for logs -f)."""

@@ -83,8 +83,11 @@ def read_manifests(paths: list[str], *, namespace: str, recursive: bool = False,
     return docs
 
 
-def _client(args: argparse.Namespace) -> Client:
-    return Client(endpoint=args.endpoint)
+INVOKE_TIMEOUT_S = 960.0  # the longest function timeout (900 s) plus queueing and start-up
+
+
+def _client(args: argparse.Namespace, *, timeout: float = 120.0) -> Client:
+    return Client(endpoint=args.endpoint, timeout=timeout)
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
@@ -240,7 +243,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         headers["X-Amz-Log-Type"] = "Tail"
     name = urllib.parse.quote(function_name(args.function, args.namespace), safe="")
     with spinner(f"invoking {args.function}"):
-        resp = _client(args).request(
+        resp = _client(args, timeout=INVOKE_TIMEOUT_S).request(
             "POST", f"/2015-03-31/functions/{name}/invocations", body=payload, headers=headers
         )
     h = {k.lower(): v for k, v in resp.headers.items()}
