@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 from collections.abc import Sequence
 
 EPILOG = """\
@@ -40,8 +41,8 @@ def _common(p: argparse.ArgumentParser, *, namespace: bool = True) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="klambda",
-        description="klambda: AWS Lambda's programming model, self-hosted. "
-        "Run `klambda up -f examples/hello.yaml`, then `klambda invoke hello`.",
+        description="klambda: AWS Lambda's programming model, self-hosted.\n"
+        "Start with `klambda up -f examples/hello.yaml`, then `klambda invoke hello`.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -50,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add(name: str, help_: str, description: str = "") -> argparse.ArgumentParser:
         return sub.add_parser(
-            name, help=help_, description=description or help_, epilog=EPILOG,
+            name, help=help_, description=textwrap.fill(description or help_, 79), epilog=EPILOG,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
