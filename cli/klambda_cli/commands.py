@@ -93,6 +93,10 @@ def _client(args: argparse.Namespace, *, timeout: float = 120.0) -> Client:
 def cmd_apply(args: argparse.Namespace) -> int:
     docs = read_manifests(args.filename, namespace=args.namespace, recursive=args.recursive,
                           strict_namespace=args.namespace_explicit)
+    if args.dry_run:
+        for doc in docs:
+            print(f"{str(doc['kind']).lower()}/{doc['metadata']['name']} valid (dry run)")
+        return EXIT_OK
     query = urllib.parse.urlencode({"namespace": args.namespace})
     with spinner("applying"):
         resp = _client(args).request(

@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("-f", "--filename", action="append", required=True, metavar="PATH",
                     help="file, directory (its *.yaml, *.yml, *.json) or - for stdin")
     ap.add_argument("-R", "--recursive", action="store_true", help="recurse into directories")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="only validate the manifests locally (no platform needed)")
     _common(ap)
 
     de = add("delete", "delete the resources named in manifests (or KIND NAME)",

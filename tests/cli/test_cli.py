@@ -322,3 +322,15 @@ def test_example_async_failure_reaches_the_destination(platform: str) -> None:
             break
         time.sleep(0.3)
     assert 'AUDIT RetriesExhausted 2 {"order": 7, "fail": true}' in logs
+
+
+def test_apply_dry_run_validates_without_a_platform(tmp_path: Path) -> None:
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    ok = klambda("apply", "--dry-run", "-f", str(EXAMPLES / "layer.yaml"), endpoint=endpoint)
+    assert ok.returncode == 0
+    assert ok.stdout.splitlines() == ["layer/shared-deps valid (dry run)",
+                                      "function/greeter-with-layer valid (dry run)"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((EXAMPLES / "hello.yaml").read_text().replace("python3.12", "python3.13"))
+    failed = klambda("apply", "--dry-run", "-f", str(bad), endpoint=endpoint)
+    assert failed.returncode == 2 and "spec.runtime: \"python3.13\" is not supported" in failed.stderr
