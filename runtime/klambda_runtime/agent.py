@@ -31,9 +31,10 @@ from typing import Any
 from klambda_runtime.errors import SettingsError
 from klambda_runtime.forkclient import ForkClient
 from klambda_runtime.logsink import LogSink
+from klambda_runtime.outcomes import Invocation, InvocationResult
 from klambda_runtime.settings import AgentSettings
 from klambda_runtime.spec import EnvironmentSpec
-from klambda_runtime.supervisor import Invocation, InvocationResult, Supervisor
+from klambda_runtime.supervisor import Supervisor
 
 log = logging.getLogger("klambda.agent")
 

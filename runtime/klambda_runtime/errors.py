@@ -22,6 +22,7 @@ EXIT_ERROR_TYPE = "Runtime.ExitError"
 OOM_ERROR_TYPE = "Runtime.OutOfMemory"
 RESPONSE_TOO_LARGE_TYPE = "Function.ResponseSizeTooLarge"
 UNKNOWN_ERROR_TYPE = "Runtime.Unknown"
+INVALID_ENTRYPOINT_TYPE = "Runtime.InvalidEntrypoint"
 
 
 class RuntimeComponentError(Exception):

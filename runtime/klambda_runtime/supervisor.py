@@ -18,13 +18,23 @@ import os
 import signal
 import subprocess
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from klambda_runtime import errors, memory, reports
 from klambda_runtime.forkclient import ForkClient, watch_child
 from klambda_runtime.logsink import LogSink
+from klambda_runtime.outcomes import (
+    InitOutcome,
+    Invocation,
+    InvocationResult,
+    Outcome,
+    decide,
+    error_line,
+    init_error_payload,
+    invalid_entrypoint_payload,
+    trace_id,
+)
 from klambda_runtime.runtime_api import RuntimeApi, event_head
 from klambda_runtime.runtime_env import (
     build_runtime_env,
@@ -36,46 +46,6 @@ from klambda_runtime.settings import AgentSettings
 from klambda_runtime.spec import EnvironmentSpec
 
 _log = logging.getLogger("klambda.agent")
-
-
-@dataclass(frozen=True)
-class Invocation:
-    request_id: str
-    payload: bytes
-    invoked_function_arn: str = ""
-    client_context: str = ""
-    cognito_identity: str = ""
-    trace_id: str = ""
-
-
-@dataclass(frozen=True)
-class InvocationResult:
-    request_id: str
-    payload: bytes
-    function_error: str  # "" or "Unhandled"
-    error_type: str
-    duration_ms: float
-    billed_duration_ms: int
-    max_memory_used_mb: int
-    init_duration_ms: float
-    log_tail: bytes
-    environment_reset: bool
-
-
-@dataclass(frozen=True)
-class InitOutcome:
-    duration_ms: float
-    error_type: str = ""  # "" = init succeeded
-    error_body: bytes = b""  # the runtime's init error JSON (empty for exits and OOM)
-    returncode: int | None = None  # the runtime exited before finishing init
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    kind: str  # response | error | too_large | timeout | exit | oom
-    body: bytes = b""
-    error_type: str = ""
-    returncode: int = 0
 
 
 class _Generation:
@@ -112,7 +82,7 @@ class Supervisor:
         self.api = RuntimeApi(self)
         self.gen: _Generation | None = None
         self._loop = asyncio.get_running_loop()
-        self._current: tuple[str, asyncio.Future[_Outcome]] | None = None
+        self._current: tuple[str, asyncio.Future[Outcome]] | None = None
         # Provisioned environments do not report the init of their first runtime.
         self._report_init = spec.initialization_type != "provisioned-concurrency"
         self._restarting: asyncio.Task[None] | None = None
@@ -239,15 +209,9 @@ class Supervisor:
         fut: asyncio.Future[int] = loop.create_future()
         fut.set_result(127)
         gen = _Generation(-1, fut, -1, started)
-        body = (
-            '{"errorType":"Runtime.InvalidEntrypoint","errorMessage":'
-            + _json_str(
-                f"cannot start the runtime: {exc}; for runtime 'provided' the code must "
-                "contain an executable file named 'bootstrap'"
-            )
-            + "}"
-        ).encode()
-        gen.init.set_result(InitOutcome(0.0, "Runtime.InvalidEntrypoint", body))
+        gen.init.set_result(
+            InitOutcome(0.0, errors.INVALID_ENTRYPOINT_TYPE, invalid_entrypoint_payload(exc))
+        )
         self.gen = gen
         if not self._first_ready.done():
             self._first_ready.set_result(gen.init.result())
@@ -309,7 +273,7 @@ class Supervisor:
                 f"memory size of {self.spec.memory_size} MB; killing it\n"
             )
             self._kill_tree(gen, signal.SIGKILL)
-            self._settle(_Outcome("oom"))
+            self._settle(Outcome("oom"))
             if not gen.init.done():
                 gen.init.set_result(InitOutcome(self._ms_since(gen.started), errors.OOM_ERROR_TYPE))
                 self._note_first(gen)
@@ -347,15 +311,15 @@ class Supervisor:
             self._note_first(gen)
 
     def invocation_response(self, request_id: str, body: bytes) -> None:
-        self._settle(_Outcome("response", body), request_id)
+        self._settle(Outcome("response", body), request_id)
 
     def invocation_error(self, request_id: str, error_type: str, body: bytes) -> None:
-        self._settle(_Outcome("error", body, errors.error_type_of(body, error_type)), request_id)
+        self._settle(Outcome("error", body, errors.error_type_of(body, error_type)), request_id)
 
     def response_too_large(self, request_id: str) -> None:
-        self._settle(_Outcome("too_large"), request_id)
+        self._settle(Outcome("too_large"), request_id)
 
-    def _settle(self, outcome: _Outcome, request_id: str | None = None) -> None:
+    def _settle(self, outcome: Outcome, request_id: str | None = None) -> None:
         current = self._current
         if current is None or (request_id is not None and current[0] != request_id):
             return
@@ -376,7 +340,7 @@ class Supervisor:
             )
             self._note_first(gen)
         if self._current is not None:
-            self._settle(_Outcome("exit", returncode=returncode))
+            self._settle(Outcome("exit", returncode=returncode))
         elif gen.init.result().error_type == "" and not self._closed and self._restarting is None:
             # Died while idle: replace it now; the next invocation reports the new init.
             self._restarting = self._loop.create_task(self._restart())
@@ -443,14 +407,14 @@ class Supervisor:
             self._current = None
             if not gen.init.done():
                 return await self._finish(
-                    inv, gen, _Outcome("timeout"), duration_ms=timeout * 1000, init_ms=0.0
+                    inv, gen, Outcome("timeout"), duration_ms=timeout * 1000, init_ms=0.0
                 )
         init = gen.init.result()
         init_ms = init.duration_ms if self._report_init else 0.0
         self._report_init = False
         if init.error_type:
             return await self._init_failed(inv, gen, init)
-        fut: asyncio.Future[_Outcome] = self._loop.create_future()
+        fut: asyncio.Future[Outcome] = self._loop.create_future()
         self._current = (inv.request_id, fut)
         self.sink.begin()
         self.sink.line(reports.start_line(inv.request_id, version=self.spec.version))
@@ -459,14 +423,14 @@ class Supervisor:
             request_id=inv.request_id,
             deadline_ms=deadline_ms,
             invoked_function_arn=inv.invoked_function_arn or function_arn(self.spec),
-            trace_id=inv.trace_id or _trace_id(),
+            trace_id=inv.trace_id or trace_id(),
             client_context=inv.client_context,
             cognito_identity=inv.cognito_identity,
             body_length=len(inv.payload),
         )
         t0 = self._loop.time()
         self.api.dispatch(inv.request_id, head + inv.payload)
-        timer = self._loop.call_later(timeout, self._settle, _Outcome("timeout"))
+        timer = self._loop.call_later(timeout, self._settle, Outcome("timeout"))
         if gen.sampler is None:
             gen.sampler = self._loop.call_later(self.settings.memory_sample_s, self._sample, gen)
         try:
@@ -481,34 +445,19 @@ class Supervisor:
         self,
         inv: Invocation,
         gen: _Generation,
-        outcome: _Outcome,
+        outcome: Outcome,
         *,
         duration_ms: float,
         init_ms: float,
     ) -> InvocationResult:
         rid = inv.request_id
-        reset = outcome.kind in ("timeout", "exit", "oom")
+        reset = outcome.resets
         if not self.sink.active:  # timed out before START (init never finished)
             self.sink.begin()
             self.sink.line(reports.start_line(rid, version=self.spec.version))
-        function_error, error_type, payload = "Unhandled", "", outcome.body
-        if outcome.kind == "response":
-            function_error = ""
-        elif outcome.kind == "error":
-            error_type = outcome.error_type
-        elif outcome.kind == "too_large":
-            error_type, payload = (
-                errors.RESPONSE_TOO_LARGE_TYPE,
-                errors.response_too_large_payload(),
-            )
-        elif outcome.kind == "timeout":
-            error_type = errors.TIMEOUT_ERROR_TYPE
-            payload = errors.timeout_payload(rid, timeout_s=float(self.spec.timeout))
-        elif outcome.kind == "exit":
-            error_type = errors.EXIT_ERROR_TYPE
-            payload = errors.exit_payload(rid, returncode=outcome.returncode)
-        else:
-            error_type, payload = errors.OOM_ERROR_TYPE, errors.oom_payload(rid)
+        function_error, error_type, payload = decide(
+            outcome, rid, timeout_s=float(self.spec.timeout)
+        )
         max_mb = self._max_memory_mb(gen)
         if reset:
             self.api.abandon(rid)
@@ -516,7 +465,7 @@ class Supervisor:
                 self._kill_tree(gen, signal.SIGKILL)
         self._drain_log(gen)
         if reset:
-            self.sink.line(_error_line(payload))
+            self.sink.line(error_line(payload, now=datetime.now(UTC)))
         self.sink.line(reports.end_line(rid))
         self.sink.line(
             reports.report_line(
@@ -548,12 +497,7 @@ class Supervisor:
     ) -> InvocationResult:
         """The init error becomes this invocation's result; init is retried for the next."""
         rid = inv.request_id
-        if init.returncode is not None:
-            payload = errors.exit_payload(rid, returncode=init.returncode)
-        elif init.error_type == errors.OOM_ERROR_TYPE:
-            payload = errors.oom_payload(rid)
-        else:
-            payload = init.error_body
+        payload = init_error_payload(init, rid)
         self._drain_log(gen)
         self.sink.begin()
         # The init phase's output explains the failure: it leads this invocation's tail.
@@ -585,25 +529,3 @@ class Supervisor:
             log_tail=log_tail,
             environment_reset=True,
         )
-
-
-def _json_str(text: str) -> str:
-    import json
-
-    return json.dumps(text)
-
-
-def _error_line(payload: bytes) -> str:
-    import json
-
-    try:
-        message = json.loads(payload).get("errorMessage", "")
-    except (ValueError, AttributeError):
-        message = ""
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-    return f"{stamp} {message}\n" if message else ""
-
-
-def _trace_id() -> str:
-    rand = os.urandom(20).hex()
-    return f"Root=1-{int(time.time()):08x}-{rand[:24]};Parent={rand[24:40]};Sampled=0"

@@ -10,6 +10,14 @@ from datetime import UTC, datetime
 
 import pytest
 from klambda_runtime import errors, reports
+from klambda_runtime.outcomes import (
+    InitOutcome,
+    Outcome,
+    decide,
+    error_line,
+    init_error_payload,
+    invalid_entrypoint_payload,
+)
 from klambda_runtime.runtime_api import event_head
 from klambda_runtime.runtime_env import build_runtime_env, layer_python_paths, log_stream_name
 from klambda_runtime.settings import AgentSettings
@@ -186,3 +194,45 @@ def test_event_head_is_single_line_headers() -> None:
     assert head.endswith(b"Content-Length: 2\r\n\r\n")
     assert b'Lambda-Runtime-Client-Context: {"a":1}\r\n' in head
     assert b"Lambda-Runtime-Trace-Id" not in head
+
+
+@pytest.mark.parametrize(
+    ("outcome", "expected_type", "function_error", "resets"),
+    [
+        (Outcome("response", b'"ok"'), "", "", False),
+        (Outcome("error", b"{}", "ValueError"), "ValueError", "Unhandled", False),
+        (Outcome("too_large"), "Function.ResponseSizeTooLarge", "Unhandled", False),
+        (Outcome("timeout"), "Sandbox.Timedout", "Unhandled", True),
+        (Outcome("exit", returncode=-9), "Runtime.ExitError", "Unhandled", True),
+        (Outcome("oom"), "Runtime.OutOfMemory", "Unhandled", True),
+    ],
+    ids=lambda v: v.kind if isinstance(v, Outcome) else None,
+)
+def test_decide(outcome: Outcome, expected_type: str, function_error: str, resets: bool) -> None:
+    got_error, got_type, payload = decide(outcome, "r", timeout_s=2)
+    assert (got_error, got_type, outcome.resets) == (function_error, expected_type, resets)
+    if outcome.kind == "timeout":
+        assert b"Task timed out after 2.00 seconds" in payload
+    if outcome.kind == "response":
+        assert payload == b'"ok"'
+
+
+def test_init_error_payloads() -> None:
+    exit_init = InitOutcome(5.0, "Runtime.ExitError", returncode=2)
+    assert json.loads(init_error_payload(exit_init, "r"))["errorMessage"].endswith("exit status 2")
+    body = b'{"errorType": "Runtime.ImportModuleError"}'
+    assert init_error_payload(InitOutcome(5.0, "Runtime.ImportModuleError", body), "r") == body
+    assert (
+        json.loads(init_error_payload(InitOutcome(1.0, "Runtime.OutOfMemory"), "r"))["errorType"]
+        == "Runtime.OutOfMemory"
+    )
+    missing = json.loads(invalid_entrypoint_payload(FileNotFoundError("no bootstrap")))
+    assert missing["errorType"] == "Runtime.InvalidEntrypoint"
+
+
+def test_error_line() -> None:
+    line = error_line(errors.timeout_payload("r", timeout_s=1), now=NOW)
+    assert (
+        line == "2026-03-04T05:06:07.000Z RequestId: r Error: Task timed out after 1.00 seconds\n"
+    )
+    assert error_line(b"not json", now=NOW) == ""
