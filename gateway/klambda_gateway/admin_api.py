@@ -206,26 +206,29 @@ def admin_routes(
         resp = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
         await resp.prepare(request)
         offset = 0
-        if path.exists():
-            data, offset = _tail(path, tail)
-            if data:
-                await resp.write(data)
-        while follow:
-            if request.transport is None or request.transport.is_closing():
-                break
-            try:
-                size = os.path.getsize(path)
-            except OSError:
-                size = 0
-            if size < offset:  # truncated / rotated
-                offset = 0
-            if size > offset:
-                chunk = _read_range(path, offset, size)
-                offset += len(chunk)
-                await resp.write(chunk)
-            else:
-                await asyncio.sleep(FOLLOW_POLL_S)
-        await resp.write_eof()
+        try:
+            if path.exists():
+                data, offset = _tail(path, tail)
+                if data:
+                    await resp.write(data)
+            while follow:
+                if request.transport is None or request.transport.is_closing():
+                    break
+                try:
+                    size = os.path.getsize(path)
+                except OSError:
+                    size = 0
+                if size < offset:  # truncated / rotated
+                    offset = 0
+                if size > offset:
+                    chunk = _read_range(path, offset, size)
+                    offset += len(chunk)
+                    await resp.write(chunk)
+                else:
+                    await asyncio.sleep(FOLLOW_POLL_S)
+            await resp.write_eof()
+        except ConnectionResetError:
+            pass  # the client went away (Ctrl-C on `klambda logs -f`)
         return resp
 
     routes = [
@@ -250,17 +253,28 @@ def _read_range(path: Path, start: int, end: int) -> bytes:
         return fh.read(end - start)
 
 
-def _tail(path: Path, lines: int) -> tuple[bytes, int]:
-    """The last ``lines`` lines of ``path`` (all if negative) and the file size read."""
+def _tail(path: Path, lines: int, *, block: int = 65536) -> tuple[bytes, int]:
+    """The last ``lines`` lines of ``path`` (all if negative) and the file size read.
+    Reads backwards in blocks, so a tail of a large log costs what it returns."""
     with open(path, "rb") as fh:
-        data = fh.read()
-    size = len(data)
-    if lines < 0:
-        return data, size
-    lines = min(lines, MAX_TAIL_LINES)
-    if lines == 0:
-        return b"", size
+        size = fh.seek(0, os.SEEK_END)
+        if lines < 0:
+            fh.seek(0)
+            return fh.read(size), size
+        lines = min(lines, MAX_TAIL_LINES)
+        if lines == 0:
+            return b"", size
+        data = b""
+        pos = size
+        # one more newline than lines: the file's last line normally ends with one
+        while pos > 0 and data.count(b"\n") <= lines:
+            step = min(block, pos)
+            pos -= step
+            fh.seek(pos)
+            data = fh.read(step) + data
     parts = data.splitlines(keepends=True)
+    if pos > 0:
+        parts = parts[1:]  # the first part may be the end of a longer line
     return b"".join(parts[-lines:]), size
 
 

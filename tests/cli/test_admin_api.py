@@ -146,3 +146,17 @@ def test_logs_follow_streams_new_lines(server: AdminServer) -> None:
     resp.close()
     writer.join(5)
     assert seen == b"old\nnew line\n"
+
+
+@pytest.mark.parametrize("block", [7, 64, 65536])
+@pytest.mark.parametrize("lines", [0, 1, 3, 50])
+def test_tail_reads_backwards_exactly(tmp_path: Path, block: int, lines: int) -> None:
+    from klambda_gateway.admin_api import _tail
+
+    log = tmp_path / "f.log"
+    content = "".join(f"line {i} " + "x" * (i % 13) + "\n" for i in range(40))
+    log.write_text(content)
+    data, size = _tail(log, lines, block=block)
+    expected = "".join(content.splitlines(keepends=True)[-lines:]) if lines else ""
+    assert (data.decode(), size) == (expected, len(content))
+    assert _tail(log, -1, block=block)[0].decode() == content
