@@ -299,6 +299,7 @@ class PodWorker(threading.Thread):
                 volumes=self.volumes,
                 argv=argv,
                 workdir=workdir,
+                rootfs=os.path.join(self.dir, "rootfs", c.name),
                 host=self.ctx.host,
             )
         except (PodConfigError, ApiError) as e:

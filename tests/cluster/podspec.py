@@ -358,10 +358,29 @@ class VolumeSet:
         st.issued_at, st.expires_at = now, now + spec["expirationSeconds"]
 
 
+def _in_root(root: str, path: str) -> str:
+    """`path` inside the rbind of / at `root`, with symlinks resolved as the chroot will
+    (e.g. /var/run -> /run): an absolute symlink must not escape to the host's root."""
+    return root + os.path.realpath("/" + path.lstrip("/"))
+
+
 def mount_wrapper(
-    *, container: JSON, volumes: VolumeSet, argv: list[str], workdir: str, host: HostEnv
+    *,
+    container: JSON,
+    volumes: VolumeSet,
+    argv: list[str],
+    workdir: str,
+    rootfs: str,
+    host: HostEnv,
 ) -> list[str]:
-    """argv that runs `argv` in a private mount namespace with the volumes at mountPath."""
+    """argv that runs `argv` with the volumes at their mountPath, like a container would see.
+
+    In a private mount namespace (unshare) the host root is rbind-mounted at `rootfs`, the
+    volumes are bind-mounted onto `rootfs/<mountPath>`, and the command is chrooted there. So a
+    volume at /tmp does not hide the sources of other volumes (they live under /tmp too), and
+    nothing changes outside the namespace except empty mountpoint dirs/files created on the
+    host file system where the mountPath did not exist.
+    """
     mounts = sorted(container.get("volumeMounts", []), key=lambda m: m["mountPath"].count("/"))
     if not mounts:
         return argv
@@ -371,12 +390,13 @@ def mount_wrapper(
             "with unshare(1) available"
         )
     q = shlex.quote
-    lines = []
+    root = rootfs.rstrip("/")
+    lines = [f"mkdir -p {q(root)}", f"mount --rbind / {q(root)}"]
     for m in mounts:  # outer mounts first; nested mountpoints are created inside volumes
         src = volumes.path(m["name"])
         if m.get("subPath"):
             src = os.path.join(src, m["subPath"])
-        mp = m["mountPath"]
+        mp = _in_root(root, m["mountPath"])
         if os.path.isdir(src):
             lines.append(f"mkdir -p {q(mp)}")
         else:
@@ -384,9 +404,9 @@ def mount_wrapper(
         lines.append(f"mount --bind {q(src)} {q(mp)}")
     for m in reversed(mounts):  # read-only only after every nested mountpoint exists
         if m.get("readOnly"):
-            lines.append(f"mount -o remount,bind,ro {q(m['mountPath'])}")
-    lines.append(f"mkdir -p {q(workdir)} && cd {q(workdir)}")
-    lines.append('exec "$@"')
+            lines.append(f"mount -o remount,bind,ro {q(_in_root(root, m['mountPath']))}")
+    lines.append(f"mkdir -p {q(_in_root(root, workdir))}")
+    lines.append(f'exec chroot {q(root)} /bin/sh -c \'cd "$0" && exec "$@"\' {q(workdir)} "$@"')
     return [
         "unshare",
         "--mount",
@@ -430,7 +450,7 @@ def run_probe(
             if argv and _PYTHON_NAMES.match(argv[0]):
                 argv[0] = host.python
             if pid is not None and container.get("volumeMounts") and host.can_mount:
-                argv = ["nsenter", f"--mount=/proc/{pid}/ns/mnt", f"--wd={workdir}", "--", *argv]
+                argv = ["nsenter", "-t", str(pid), "--mount", "--root", "--wd", "--", *argv]
             res = subprocess.run(
                 argv, env=env, cwd=workdir, capture_output=True, timeout=timeout, check=False
             )

@@ -1,6 +1,6 @@
 """Pod environment and volumes on the test node agent: a ConfigMap volume and a ConfigMap key
-in env, Secret and fieldRef env (name, namespace, podIP, label), a downwardAPI volume,
-workingDir, and the projected ServiceAccount token (with kube-root-ca.crt) mounted at the
+in env, Secret and fieldRef env (name, namespace, podIP, label), a downwardAPI volume, an emptyDir
+over /tmp (which must not hide the other volumes), workingDir, and the projected ServiceAccount token (with kube-root-ca.crt) mounted at the
 standard path; the process uses that token against the API server and is authenticated as the
 pod's ServiceAccount."""
 
@@ -34,7 +34,7 @@ report = {
     "labels_file": open("/srv/klambda-test/podinfo/labels").read(),
     "env": {k: os.environ.get(k) for k in ("POD_NAME", "POD_NAMESPACE", "POD_IP", "APP_LABEL",
                                           "GREETING", "PASSWORD", "COMBINED")},
-    "cwd": os.getcwd(), "sa_namespace": ns, "username": user["username"],
+    "cwd": os.getcwd(), "tmp": sorted(os.listdir("/tmp")), "sa_namespace": ns, "username": user["username"],
 }
 print("REPORT " + json.dumps(report), flush=True)
 import time; time.sleep(3600)
@@ -72,6 +72,7 @@ def test_configmap_volume_env_and_projected_token(k8s_cluster: TestCluster, name
             "terminationGracePeriodSeconds": 2,
             "volumes": [
                 {"name": "config", "configMap": {"name": "settings"}},
+                {"name": "tmp", "emptyDir": {}},
                 {
                     "name": "config-items",
                     "configMap": {
@@ -129,6 +130,8 @@ def test_configmap_volume_env_and_projected_token(k8s_cluster: TestCluster, name
                         },
                         {"name": "config-items", "mountPath": "/srv/klambda-test/config/sub"},
                         {"name": "podinfo", "mountPath": "/srv/klambda-test/podinfo"},
+                        # Hides the host's /tmp, where the other volumes' sources live.
+                        {"name": "tmp", "mountPath": "/tmp"},
                     ],
                 }
             ],
@@ -160,6 +163,7 @@ def test_configmap_volume_env_and_projected_token(k8s_cluster: TestCluster, name
         "COMBINED": f"inspect@{namespace}",
     }
     assert r["cwd"] == workdir
+    assert r["tmp"] == [workdir.rsplit("/", 1)[1]]  # a fresh emptyDir holding only workingDir
     assert r["sa_namespace"] == namespace
     assert r["username"] == f"system:serviceaccount:{namespace}:worker"
     # The projected volume was injected by the real ServiceAccount admission plugin.

@@ -154,7 +154,7 @@ def _rm_in_container(pid: int, path: str) -> bool:
     import subprocess
 
     res = subprocess.run(
-        ["nsenter", f"--mount=/proc/{pid}/ns/mnt", "rm", "-f", path],
+        ["nsenter", "-t", str(pid), "--mount", "--root", "rm", "-f", path],
         capture_output=True,
         timeout=10,
         check=False,
