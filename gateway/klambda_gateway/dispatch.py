@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from klambda_proto import environment_pb2 as pb
 
@@ -29,6 +30,16 @@ SYNC = "sync"
 ASYNC = "async"
 # an environment that has not answered this long after the function timeout is stopped
 OVERDUE_GRACE_SECONDS = 15.0
+
+
+class Transport(Protocol):
+    """One environment's stream (the gRPC server implements it)."""
+
+    async def write(self, message: pb.GatewayMessage) -> None:
+        """Write one message (serialised with other writers of the same stream)."""
+
+    def close(self) -> None:
+        """End the stream (the agent exits once it has nothing in flight)."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +106,9 @@ class Environment:
     idle_since: float | None = None
     invocations: int = 0
     ready_init_ms: float = 0.0
-    outbox: asyncio.Queue[pb.GatewayMessage | None] | None = None
+    transport: Transport | None = None
+    # messages decided synchronously, written by whoever awaits ``Dispatcher.flush``
+    outbox: collections.deque[pb.GatewayMessage] = field(default_factory=collections.deque)
     current: Pending | None = None
     current_started: float = 0.0
 
@@ -127,6 +140,7 @@ class Dispatcher:
         self.on_demand: Callable[[Key], None] = lambda key: None
         # called with an environment id that must be stopped (it stopped answering)
         self.on_stuck: Callable[[str], None] = lambda environment_id: None
+        self._background: set[asyncio.Task[None]] = set()
 
     # ---------------------------------------------------------------- pools
     def pool_for(self, version: FunctionVersion) -> Pool:
@@ -161,13 +175,14 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         pending = Pending(invocation, kind, self._clock(), loop.create_future())
         env = self._take_idle(pool)
-        if env is not None:
-            self._send(env, pending)
-        else:
+        if env is None:
             (pool.sync_queue if kind == SYNC else pool.async_queue).append(pending)
             pending.timer = loop.call_later(queue_timeout, self._expire, pool, pending,
                                             queue_timeout)
             self.on_demand(pool.key)
+        else:
+            self._send(env, pending)
+            await self.flush(env)
         try:
             return await pending.future
         except asyncio.CancelledError:
@@ -225,8 +240,29 @@ class Dispatcher:
         timeout = pool.version.timeout if pool is not None else 900
         pending.timer = asyncio.get_running_loop().call_later(
             timeout + OVERDUE_GRACE_SECONDS, self._overdue, env, pending)
-        assert env.outbox is not None
-        env.outbox.put_nowait(pb.GatewayMessage(invocation=pending.invocation))
+        env.outbox.append(pb.GatewayMessage(invocation=pending.invocation))
+
+    async def flush(self, env: Environment) -> None:
+        """Write what was decided for ``env`` (in order); called by the awaiting side."""
+        transport = env.transport
+        while env.outbox and transport is not None:
+            message = env.outbox.popleft()
+            try:
+                await transport.write(message)
+            except Exception as exc:  # noqa: BLE001 - the stream broke; its reader cleans up
+                log.debug("writing to environment %s failed: %s", env.environment_id, exc)
+                return
+
+    def _flush_soon(self, env: Environment, *, close: bool = False) -> None:
+        """From synchronous code: write pending messages (and close) in a task."""
+        async def run() -> None:
+            await self.flush(env)
+            if close and env.transport is not None:
+                env.transport.close()
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _overdue(self, env: Environment, pending: Pending) -> None:
         """The agent enforces the timeout; if even so no Result came, give up on it."""
@@ -238,8 +274,8 @@ class Dispatcher:
                    f"timeout + {OVERDUE_GRACE_SECONDS:g} s and was stopped")
         self._unidle(env)
         env.state = EnvState.DRAINING
-        if env.outbox is not None:
-            env.outbox.put_nowait(None)
+        if env.transport is not None:
+            env.transport.close()
         self.on_stuck(env.environment_id)
 
     def _make_idle(self, env: Environment) -> None:
@@ -263,8 +299,7 @@ class Dispatcher:
         self._by_id[environment_id] = env
         return env
 
-    def connected(self, register: pb.Register,
-                  outbox: asyncio.Queue[pb.GatewayMessage | None]) -> Environment | None:
+    def connected(self, register: pb.Register, transport: Transport) -> Environment | None:
         """An agent registered. Unknown environments join the newest matching pool."""
         env = self._by_id.get(register.environment_id)
         if env is None:
@@ -274,7 +309,7 @@ class Dispatcher:
             env = self.add_starting(
                 pool.version, register.environment_id,
                 provisioned=register.initialization_type == "provisioned-concurrency")
-        env.outbox = outbox
+        env.transport = transport
         env.registered_at = self._clock()
         if env.state is EnvState.STARTING:
             env.state = EnvState.INITIALIZING
@@ -317,15 +352,15 @@ class Dispatcher:
                                               pending.invocation.queued_ms, cold))
         if env.state is EnvState.BUSY:
             self._make_idle(env)
-        elif env.state is EnvState.DRAINING and env.outbox is not None:
-            env.outbox.put_nowait(None)  # nothing more for it: close the stream
+        elif env.state is EnvState.DRAINING and env.transport is not None:
+            env.transport.close()  # nothing more for it: close the stream
 
     def draining(self, env: Environment) -> None:
         """The environment stops taking work (agent SIGTERM or our Shutdown)."""
         self._unidle(env)
         env.state = EnvState.DRAINING
-        if env.current is None and env.outbox is not None:
-            env.outbox.put_nowait(None)
+        if env.current is None and env.transport is not None:
+            env.transport.close()
 
     def _unidle(self, env: Environment) -> None:
         pool = self.pools.get(env.key)
@@ -339,17 +374,16 @@ class Dispatcher:
             env = self._by_id.get(env_id)
             if env is None or env.state in (EnvState.BUSY, EnvState.DRAINING):
                 continue
-            was_connected = env.outbox is not None
             self._unidle(env)
             env.state = EnvState.DRAINING
-            if was_connected and env.outbox is not None:
-                env.outbox.put_nowait(pb.GatewayMessage(shutdown=pb.Shutdown(reason="scale-down")))
-                env.outbox.put_nowait(None)
+            if env.transport is not None:
+                env.outbox.append(pb.GatewayMessage(shutdown=pb.Shutdown(reason="scale-down")))
+                self._flush_soon(env, close=True)
             stopped.append(env_id)
         return stopped
 
     def disconnected(self, env: Environment) -> None:
-        env.outbox = None
+        env.transport = None
         self.gone(env.environment_id, reason="the environment closed its connection")
 
     def gone(self, environment_id: str, *, reason: str) -> None:
@@ -368,8 +402,8 @@ class Dispatcher:
         if pool is not None:
             pool.environments.pop(environment_id, None)
             self._unidle(env)
-        if env.outbox is not None:
-            env.outbox.put_nowait(None)
+        if env.transport is not None:
+            env.transport.close()
         if env.current is not None:
             pending, env.current = env.current, None
             if pending.timer is not None:

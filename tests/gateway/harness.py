@@ -64,7 +64,7 @@ class Harness:
         return boto3.client(
             "lambda", endpoint_url=self.endpoint, region_name="us-east-1",
             aws_access_key_id="x", aws_secret_access_key="x",
-            config=botocore.config.Config(retries={"max_attempts": retries, "mode": "standard"},
+            config=botocore.config.Config(retries={"total_max_attempts": retries, "mode": "standard"},
                                           read_timeout=read_timeout, max_pool_connections=64))
 
     def stop(self) -> None:

@@ -18,14 +18,35 @@ FV = FunctionVersion(namespace="default", function_name="f", version="$LATEST", 
                      runtime="python3.12", handler="app.handler", memory_size=128, timeout=3)
 
 
+class RecordingTransport:
+    """An in-memory Transport: records what the Dispatcher writes."""
+
+    def __init__(self) -> None:
+        self.written: list[pb.GatewayMessage] = []
+        self.closed = False
+
+    async def write(self, message: pb.GatewayMessage) -> None:
+        self.written.append(message)
+
+    def close(self) -> None:
+        self.closed = True
+
+
 def connect(d: Dispatcher, env_id: str, *, provisioned: bool = False
-            ) -> tuple[Environment, asyncio.Queue[pb.GatewayMessage | None]]:
+            ) -> tuple[Environment, RecordingTransport]:
     d.add_starting(FV, env_id, provisioned=provisioned)
-    outbox: asyncio.Queue[pb.GatewayMessage | None] = asyncio.Queue()
+    transport = RecordingTransport()
     env = d.connected(pb.Register(namespace="default", function_name="f", version="$LATEST",
-                                  environment_id=env_id), outbox)
+                                  environment_id=env_id), transport)
     assert env is not None
-    return env, outbox
+    return env, transport
+
+
+async def settle(d: Dispatcher, *envs: Environment) -> None:
+    """Let the awaiting side flush (as the gRPC reader does after each message)."""
+    for env in envs:
+        await d.flush(env)
+    await asyncio.sleep(0)
 
 
 def invoke(d: Dispatcher, rid: str, kind: str = SYNC, timeout: float = 5) -> asyncio.Task:  # type: ignore[type-arg]
@@ -33,12 +54,10 @@ def invoke(d: Dispatcher, rid: str, kind: str = SYNC, timeout: float = 5) -> asy
                                           queue_timeout=timeout))
 
 
-def sent(outbox: asyncio.Queue[pb.GatewayMessage | None]) -> list[str]:
-    out = []
-    while not outbox.empty():
-        msg = outbox.get_nowait()
-        if msg is not None and msg.WhichOneof("kind") == "invocation":
-            out.append(msg.invocation.request_id)
+def sent(transport: RecordingTransport) -> list[str]:
+    out = [m.invocation.request_id for m in transport.written
+           if m.WhichOneof("kind") == "invocation"]
+    transport.written.clear()
     return out
 
 
@@ -53,6 +72,7 @@ async def test_sync_before_async_and_fifo() -> None:
     d.ready(env, pb.Ready(init_duration_ms=5))
     order = []
     for _ in range(4):
+        await settle(d, env)
         (rid,) = sent(outbox)
         order.append(rid)
         d.result(env, pb.Result(request_id=rid, payload=b"1"))
@@ -76,6 +96,7 @@ async def test_one_invocation_per_environment_and_provisioned_first() -> None:
     await asyncio.sleep(0)
     assert sent(od_out) == ["r2"] and d.pools[FV.key].queued == 1
     d.result(pc, pb.Result(request_id="r1"))
+    await settle(d, pc)
     assert sent(pc_out) == ["r3"]
     d.result(od, pb.Result(request_id="r2"))
     d.result(pc, pb.Result(request_id="r3"))
@@ -104,7 +125,7 @@ async def test_crash_during_start_fails_waiting_invocation() -> None:
 
 async def test_lost_environment_fails_in_flight() -> None:
     d = Dispatcher()
-    env, outbox = connect(d, "e1")
+    env, _outbox = connect(d, "e1")
     d.ready(env, pb.Ready())
     task = invoke(d, "r1")
     await asyncio.sleep(0)
@@ -123,8 +144,9 @@ async def test_stop_skips_busy_and_draining_sends_shutdown() -> None:
     await asyncio.sleep(0)
     d.ready(idle, pb.Ready())
     assert d.stop(["busy", "idle"]) == ["idle"]
-    msgs = [idle_out.get_nowait(), idle_out.get_nowait()]
-    assert msgs[0] is not None and msgs[0].WhichOneof("kind") == "shutdown" and msgs[1] is None
+    await asyncio.sleep(0.01)
+    assert [m.WhichOneof("kind") for m in idle_out.written] == ["shutdown"]
+    assert idle_out.closed
     d.result(busy, pb.Result(request_id="r1"))
     await task
     assert busy.state is EnvState.IDLE
