@@ -301,10 +301,25 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _ready_hint(host: str, port: int, function: str | None) -> str:
+    endpoint = f"http://{host}:{port}"
+    extra = "" if port == 9000 and host == "127.0.0.1" else f" --endpoint {endpoint}"
+    lines = [f"klambda: ready on {endpoint}. Try:", f"  klambda get functions{extra}"]
+    if function:
+        lines += [
+            f"  klambda invoke {function} --payload '{{\"name\":\"you\"}}'{extra}",
+            f"  aws lambda invoke --endpoint-url {endpoint} --function-name {function} out.json",
+        ]
+    else:
+        lines.append(f"  klambda apply -f examples/hello.yaml{extra}")
+    return "\n".join(lines)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     files = manifest_files(args.filename) if args.filename else []
-    if files:
-        read_manifests(files, namespace="default")  # fail fast, before starting anything
+    docs = read_manifests(files, namespace="default") if files else []  # fail fast
+    first = next((str(d["metadata"]["name"]) for d in docs if d.get("kind") == "Function"
+                  and d["metadata"].get("namespace") == "default"), None)
     import asyncio
     import logging
 
@@ -323,8 +338,19 @@ def cmd_up(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     print(f"klambda: starting on http://{args.host}:{args.port} (state in {args.state_dir}); "
           "Ctrl-C stops", file=sys.stderr)
+    async def serve() -> None:
+        ready = asyncio.Event()
+        task = asyncio.create_task(run_local(settings, manifests=files, ready=ready))
+        waiter = asyncio.create_task(ready.wait())
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if ready.is_set():
+            print(_ready_hint(args.host, args.port, first), file=sys.stderr)
+        else:
+            waiter.cancel()
+        await task
+
     try:
-        asyncio.run(run_local(settings, manifests=files))
+        asyncio.run(serve())
     except KeyboardInterrupt:
         pass
     except ApplyError as exc:
