@@ -124,6 +124,18 @@ class K8sScaler:
         self._locks: dict[VersionRef, asyncio.Lock] = {}
         self._failed_seen: set[tuple[str, str]] = set()
         self._wake = asyncio.Event()
+        # Hand a slot to a pod the moment its agent registers (before it can become idle),
+        # so launch time, provisioned flag and replica counts are right from the start.
+        # (The Dispatcher has no registration hook yet; this wraps its method.)
+        original = dispatcher.connected
+
+        def connected(register: Any, outbox: Any) -> Any:
+            env = original(register, outbox)
+            if env is not None:
+                self.match()
+            return env
+
+        dispatcher.connected = connected  # type: ignore[method-assign,assignment]
         self._tasks = [asyncio.create_task(self._loop())]
         if watch_pods:
             self._tasks.append(asyncio.create_task(self._watch_pods()))

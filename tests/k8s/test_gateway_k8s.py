@@ -203,7 +203,8 @@ def _register(env_id: str) -> pb.Register:
 
 async def test_registered_pod_takes_the_open_slot_without_failing_invocations() -> None:
     dispatcher = Dispatcher()
-    scaler = K8sScaler(client.ApiClient(), dispatcher, watch_pods=False)
+    api = client.ApiClient()
+    scaler = K8sScaler(api, dispatcher, watch_pods=False)
     try:
         placeholder = dispatcher.add_starting(VERSION, "slot-1", provisioned=True)
         scaler._slots[("ns", "hello", LATEST)] = collections.deque([_Slot("slot-1", True)])
@@ -222,11 +223,13 @@ async def test_registered_pod_takes_the_open_slot_without_failing_invocations() 
         waiting.cancel()
     finally:
         await scaler.close()
+        await api.close()
 
 
 async def test_failing_pod_fails_the_waiting_invocation_with_its_cause() -> None:
     dispatcher = Dispatcher()
-    scaler = K8sScaler(client.ApiClient(), dispatcher, watch_pods=False)
+    api = client.ApiClient()
+    scaler = K8sScaler(api, dispatcher, watch_pods=False)
     try:
         dispatcher.add_starting(VERSION, "slot-1", provisioned=False)
         scaler._slots[("ns", "hello", LATEST)] = collections.deque([_Slot("slot-1", False)])
@@ -258,3 +261,4 @@ async def test_failing_pod_fails_the_waiting_invocation_with_its_cause() -> None
         assert "image cannot be pulled" in text or "ErrImagePull" in text
     finally:
         await scaler.close()
+        await api.close()
