@@ -35,6 +35,7 @@ class RuntimeApiEvents(Protocol):
     """What the Runtime API tells the supervisor (all called on the event loop)."""
 
     def runtime_ready(self) -> None: ...
+    def event_delivered(self, request_id: str) -> None: ...
     def init_error(self, error_type: str, body: bytes) -> None: ...
     def invocation_response(self, request_id: str, body: bytes) -> None: ...
     def invocation_error(self, request_id: str, error_type: str, body: bytes) -> None: ...
@@ -59,6 +60,7 @@ def _error(status: str, error_type: str, message: str) -> bytes:
     return _response(status, body)
 
 
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 ACCEPTED = _response("202 Accepted", b'{"status":"OK"}')
 TOO_LARGE = _response(
     "413 Request Entity Too Large",
@@ -166,6 +168,7 @@ class RuntimeApi:
         self.initialized = False
         self.init_failed = False
         self.current: str | None = None
+        self.delivered: str | None = None  # the last event the runtime has received
         self._pending: _Connection | None = None
         self._queued: bytes | None = None
 
@@ -174,8 +177,13 @@ class RuntimeApi:
         self.current = request_id
         pending, self._pending = self._pending, None
         if pending is not None and pending.deliver(message):
+            self._delivered(request_id)
             return
         self._queued = message
+
+    def _delivered(self, request_id: str) -> None:
+        self.delivered = request_id
+        self.events.event_delivered(request_id)
 
     def abandon(self, request_id: str) -> None:
         """The agent gave up on ``request_id`` (timeout, crash): later posts get 403."""
@@ -198,6 +206,8 @@ class RuntimeApi:
             self.events.runtime_ready()
         if self._queued is not None:
             message, self._queued = self._queued, None
+            if self.current is not None:
+                self._delivered(self.current)
             return message
         self._pending = conn
         return None
@@ -262,6 +272,7 @@ class _Connection(asyncio.Protocol):
         self.body_length = 0
         self.discard = 0
         self.chunked = False
+        self.expect_continue = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -311,6 +322,11 @@ class _Connection(asyncio.Protocol):
                 if not self._parse_head(bytes(self.buf[:end])):
                     return
                 del self.buf[: end + 4]
+                if self.expect_continue and (
+                    self.chunked or self.discard or len(self.buf) < self.body_length
+                ):
+                    # libcurl-based clients wait (up to 1 s) for this before a large body.
+                    self._send(CONTINUE)
                 if self.discard:  # oversized body: skip it without buffering
                     take = min(self.discard, len(self.buf))
                     self.discard -= take
@@ -344,6 +360,7 @@ class _Connection(asyncio.Protocol):
             headers[name.strip().lower()] = value.strip()
         self.head = (method, path, headers)
         self.chunked = b"chunked" in headers.get(b"transfer-encoding", b"").lower()
+        self.expect_continue = headers.get(b"expect", b"").lower() == b"100-continue"
         try:
             self.body_length = 0 if self.chunked else int(headers.get(b"content-length", b"0"))
         except ValueError:

@@ -90,6 +90,7 @@ class Supervisor:
         self._first_ready: asyncio.Future[InitOutcome] = self._loop.create_future()
         self._log_stream_time = datetime.now(UTC)
         self._started = asyncio.Event()
+        self._delivered_at = 0.0
 
     # ----------------------------------------------------------------- lifecycle
     async def start(self) -> None:
@@ -391,7 +392,14 @@ class Supervisor:
         await self.api.close()
 
     # ----------------------------------------------------------------- invoke
-    async def invoke(self, inv: Invocation) -> InvocationResult:
+    def event_delivered(self, request_id: str) -> None:
+        current = self._current
+        if current is not None and current[0] == request_id and not self.sink.active:
+            self._delivered_at = self._loop.time()
+            self.sink.begin()
+            self.sink.line(reports.start_line(request_id, version=self.spec.version))
+
+    async def invoke(self, inv: Invocation, *, redelivery: bool = False) -> InvocationResult:
         await self._started.wait()
         while self._restarting is not None:
             await self._restarting
@@ -416,8 +424,6 @@ class Supervisor:
             return await self._init_failed(inv, gen, init)
         fut: asyncio.Future[Outcome] = self._loop.create_future()
         self._current = (inv.request_id, fut)
-        self.sink.begin()
-        self.sink.line(reports.start_line(inv.request_id, version=self.spec.version))
         deadline_ms = int(time.time() * 1000 + timeout * 1000)
         head = event_head(
             request_id=inv.request_id,
@@ -428,8 +434,8 @@ class Supervisor:
             cognito_identity=inv.cognito_identity,
             body_length=len(inv.payload),
         )
-        t0 = self._loop.time()
-        self.api.dispatch(inv.request_id, head + inv.payload)
+        t0 = self._delivered_at = self._loop.time()
+        self.api.dispatch(inv.request_id, head + inv.payload)  # START when the runtime takes it
         timer = self._loop.call_later(timeout, self._settle, Outcome("timeout"))
         if gen.sampler is None:
             gen.sampler = self._loop.call_later(self.settings.memory_sample_s, self._sample, gen)
@@ -438,6 +444,14 @@ class Supervisor:
         finally:
             timer.cancel()
             self._current = None
+        if outcome.kind == "exit" and self.api.delivered != inv.request_id and not redelivery:
+            # The runtime died before it took the event (e.g. awslambdaric exiting after a
+            # 413 on the previous response): nothing ran, so run it on a fresh runtime.
+            self.api.abandon(inv.request_id)
+            self._restarting = self._loop.create_task(self._restart())
+            return await self.invoke(inv, redelivery=True)
+        if self.sink.active:
+            t0 = self._delivered_at
         duration_ms = (self._loop.time() - t0) * 1000.0
         return await self._finish(inv, gen, outcome, duration_ms=duration_ms, init_ms=init_ms)
 

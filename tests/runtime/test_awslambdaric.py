@@ -3,7 +3,8 @@
 A ``provided`` function whose ``bootstrap`` runs ``python -m awslambdaric app.handler``
 must behave exactly like the built-in runtime: every case below runs against both and
 compares. Covers: result, handler exception, init error (missing module, missing
-function), client context, cognito identity, remaining time, non-JSON event, and that a
+function), client context, cognito identity, remaining time, non-JSON event, an oversized response (the
+next invocation still succeeds although awslambdaric exits on the 413), and that a
 crash of awslambdaric's process is a Runtime.ExitError followed by a cold start.
 """
 
@@ -26,6 +27,8 @@ def handler(event, context):
     STATE["calls"] += 1
     if event.get("action") == "raise":
         raise KeyError("missing thing")
+    if event.get("action") == "big":
+        return "x" * (7 * 1024 * 1024)
     if event.get("action") == "exit":
         import os
         os._exit(4)
@@ -149,3 +152,14 @@ async def test_crash_is_exit_error_then_cold(envs: Environments) -> None:
     }
     after = await envs.gateway.invoke(ric, b"{}")
     assert json.loads(after.payload)["calls"] == 1 and after.init_duration_ms > 0
+
+
+async def test_oversized_response_then_next_invocation_succeeds(envs: Environments) -> None:
+    ids = await _pair(envs, {"app.py": APP})
+    for env_id in ids:
+        big = await envs.gateway.invoke(env_id, b'{"action": "big"}')
+        assert big.error_type == "Function.ResponseSizeTooLarge"
+        # awslambdaric raises on the 413 and exits; the next invocation must not pay for
+        # it: it runs (on a fresh runtime if needed) instead of failing.
+        nxt = await envs.gateway.invoke(env_id, b"{}")
+        assert nxt.function_error == "", nxt.payload

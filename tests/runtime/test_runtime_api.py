@@ -26,6 +26,9 @@ class Recorder:
     def runtime_ready(self) -> None:
         self.events.append(("ready",))
 
+    def event_delivered(self, request_id: str) -> None:
+        self.events.append(("delivered", request_id))
+
     def init_error(self, error_type: str, body: bytes) -> None:
         self.events.append(("init_error", error_type, body))
 
@@ -269,4 +272,23 @@ async def test_unknown_routes(api, method: str, path: str, status: int) -> None:
     client = await Client.connect(server.address)
     got, _, body = await client.call(method, path)
     assert got == status and "errorType" in json.loads(body)
+    client.close()
+
+
+async def test_expect_100_continue(api) -> None:
+    server, recorder = api
+    client = await Client.connect(server.address)
+    client.send("GET", "/runtime/invocation/next")
+    server.dispatch("rq-e", _event("rq-e"))
+    await client.read()
+    head = (
+        "POST /2018-06-01/runtime/invocation/rq-e/response HTTP/1.1\r\nHost: x\r\n"
+        "Expect: 100-continue\r\nContent-Length: 4\r\n\r\n"
+    )
+    client.writer.write(head.encode())
+    interim = await asyncio.wait_for(client.reader.readuntil(b"\r\n\r\n"), 5)
+    assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+    client.writer.write(b"body")
+    status, _, _ = await client.read()
+    assert status == 202 and recorder.events[-1] == ("response", "rq-e", b"body")
     client.close()
