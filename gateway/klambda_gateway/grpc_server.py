@@ -39,7 +39,7 @@ class GrpcTransport:
         self.closed.set()
 
 
-class EnvironmentGatewayService(pb_grpc.EnvironmentGatewayServicer):  # type: ignore[misc]
+class EnvironmentGatewayService(pb_grpc.EnvironmentGatewayServicer):
     def __init__(self, dispatcher: Dispatcher) -> None:
         self._dispatcher = dispatcher
 
@@ -101,7 +101,8 @@ async def start_grpc_server(dispatcher: Dispatcher, *, host: str, port: int) -> 
         ("grpc.max_receive_message_length", 16 * 1024 * 1024),
         ("grpc.max_send_message_length", 16 * 1024 * 1024),
     ])
-    pb_grpc.add_EnvironmentGatewayServicer_to_server(EnvironmentGatewayService(dispatcher), server)
+    pb_grpc.add_EnvironmentGatewayServicer_to_server(  # type: ignore[no-untyped-call]
+        EnvironmentGatewayService(dispatcher), server)
     bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()
     return server, bound

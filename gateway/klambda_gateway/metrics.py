@@ -24,7 +24,7 @@ from klambda_gateway.autoscaler import EnvState
 from klambda_gateway.dispatch import ColdStart, Dispatcher
 from klambda_gateway.registry import FunctionVersion
 
-disable_created_metrics()  # the *_created series only add noise to every scrape
+disable_created_metrics()  # type: ignore[no-untyped-call]  # the *_created series only add noise to every scrape
 
 _INV = ("namespace", "function", "resource", "executed_version")
 _DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
