@@ -233,7 +233,11 @@ class Agent:
             )
             log.debug("t=%.6f dialing", time.monotonic())
             await call.write(pb.AgentMessage(register=register))
-            first = await call.read()
+            try:
+                first = await asyncio.wait_for(call.read(), self.settings.register_timeout_s)
+            except TimeoutError:
+                log.warning("the gateway did not answer Register in time; reconnecting")
+                return False
             log.debug("t=%.6f registered", time.monotonic())
             if first is grpc.aio.EOF or first.WhichOneof("kind") != "registered":
                 return False

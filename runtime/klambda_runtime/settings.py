@@ -19,6 +19,7 @@ class AgentSettings:
     memory_sample_s: float = 0.02  # RSS polling while the runtime initialises or works
     tree_scan_s: float = 1.0  # how often descendants are rediscovered (a full /proc scan)
     init_ready_limit_s: float = 10.0  # Lambda's on-demand init limit: Ready is sent anyway
+    register_timeout_s: float = 10.0  # Register unanswered this long: dial again
     drain_close_s: float = 2.0  # after draining, wait this long for the gateway to hang up
     kill_grace_s: float = 0.2  # SIGTERM -> SIGKILL for the runtime when the agent exits
     python: str = sys.executable  # interpreter for the exec (non-fork) runtime path
@@ -43,6 +44,7 @@ class AgentSettings:
             reconnect_give_up_s=num("RECONNECT_GIVE_UP", cls.reconnect_give_up_s),
             memory_sample_s=num("MEMORY_SAMPLE", cls.memory_sample_s),
             init_ready_limit_s=num("INIT_READY_LIMIT", cls.init_ready_limit_s),
+            register_timeout_s=num("REGISTER_TIMEOUT", cls.register_timeout_s),
             drain_close_s=num("DRAIN_CLOSE", cls.drain_close_s),
             python=env.get(_PREFIX + "PYTHON") or sys.executable,
             fork_runtime=env.get(_PREFIX + "FORK_RUNTIME", "1") not in ("0", "false", "no"),

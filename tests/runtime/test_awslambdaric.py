@@ -3,9 +3,10 @@
 A ``provided`` function whose ``bootstrap`` runs ``python -m awslambdaric app.handler``
 must behave exactly like the built-in runtime: every case below runs against both and
 compares. Covers: result, handler exception, init error (missing module, missing
-function), client context, cognito identity, remaining time, non-JSON event, an oversized response (the
-next invocation still succeeds although awslambdaric exits on the 413), and that a
-crash of awslambdaric's process is a Runtime.ExitError followed by a cold start.
+function), client context, cognito identity, remaining time, non-JSON event, an
+oversized response (the next invocation still succeeds although awslambdaric exits on
+the 413), and that a crash of awslambdaric's process is a Runtime.ExitError followed by a
+cold start.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The environment's life: draining on SIGTERM (the in-flight invocation is still answered),
 the gateway's Shutdown message, reconnecting after the gateway restarts (the runtime stays
 warm), SIGKILL of the whole process group, the exit status the launcher reports, and the
-SubprocessLauncher fallback (a fresh interpreter per environment).
+SubprocessLauncher fallback (a fresh interpreter per environment), and re-dialling when
+the gateway never answers Register.
 """
 
 from __future__ import annotations
@@ -132,3 +133,33 @@ async def test_bad_description_exits_with_a_message(envs: Environments, tmp_path
     assert await asyncio.wait_for(env.wait(), 5) == 1
     log = Path(spec.log_path).read_text()
     assert "does not exist" in log and "materialise the function's code" in log
+
+
+class _SilentGateway(TestGateway):
+    """Accepts streams but never answers Register (a wedged gateway)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attempts = 0
+
+    async def Connect(self, request_iterator, context) -> None:
+        self.attempts += 1
+        self._notify()
+        await asyncio.sleep(30)
+
+
+async def test_unanswered_register_is_retried(tmp_path) -> None:
+    from klambda_runtime.launcher import ZygoteLauncher
+
+    code = write_function(tmp_path / "code", {"app.py": APP})
+    gw = _SilentGateway()
+    await gw.start()
+    launcher = ZygoteLauncher(env={**os.environ, "KLAMBDA_AGENT_REGISTER_TIMEOUT": "0.2"})
+    holder = Environments(gw, launcher, tmp_path)
+    try:
+        await holder.start(holder.spec(code), ready=False)
+        await gw.wait_for(lambda: gw.attempts >= 2, timeout=10)
+    finally:
+        await holder.close()
+        await launcher.close()
+        await gw.stop(None)
