@@ -1,4 +1,4 @@
-"""Fixtures for the control-plane tests; every test in this directory is `cluster`-marked."""
+"""Fixtures for the control-plane tests; tests here that use `k8s_cluster` are `cluster`-marked."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ _ns_counter = itertools.count(1)
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "tests/cluster/" in str(item.fspath):
+        if "tests/cluster/" in str(item.fspath) and "k8s_cluster" in getattr(
+            item, "fixturenames", ()
+        ):
             item.add_marker(pytest.mark.cluster)
 
 

@@ -86,7 +86,7 @@ def find_bin_dir() -> str:
     if res.returncode != 0 or not lines:
         raise ClusterError(
             f"Kubernetes control-plane binaries are missing ({res.stderr.strip()}). "
-            "Build them once with `tools/build-k8s.sh` (20-40 min cold, cached afterwards) "
+            "Build them once with `tools/build-k8s.sh` (about 10 min cold on 2 cores, cached) "
             "or point KUBEBUILDER_ASSETS at a directory with " + ", ".join(CLUSTER_BINARIES) + "."
         )
     return lines[-1]
