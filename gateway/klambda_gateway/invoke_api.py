@@ -87,6 +87,9 @@ def log_type(header: str | None) -> str:
 
 async def read_body(request: web.Request, *, limit: int, kind: str) -> bytes:
     """Read the body; oversized ones are drained (so the client sees our 413) and refused."""
+    length = request.content_length
+    if length is not None and length <= limit:
+        return await request.read()  # the common case: one read, no chunk loop
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.content.iter_chunked(256 * 1024):

@@ -72,6 +72,7 @@ class _EnvironmentCollector:
 
 class GatewayMetrics:
     def __init__(self) -> None:
+        self._children: dict[tuple[str, ...], tuple[Any, Any, Any]] = {}
         self.registry = CollectorRegistry()
         r = self.registry
         self.invocations = Counter("klambda_invocations", "Invocations run", _INV, registry=r)
@@ -125,10 +126,15 @@ class GatewayMetrics:
     def invoked(self, *, namespace: str, function: str, resource: str, version: str,
                 duration_ms: float, error: bool, cold: ColdStart | None) -> None:
         labels = (namespace, function, resource, version)
-        self.invocations.labels(*labels).inc()
+        children = self._children.get(labels)
+        if children is None:  # labels() costs a lock and a dict build per call: cache
+            children = self._children[labels] = (
+                self.invocations.labels(*labels), self.errors.labels(*labels),
+                self.duration.labels(*labels))
+        children[0].inc()
         if error:
-            self.errors.labels(*labels).inc()
-        self.duration.labels(*labels).observe(duration_ms / 1000.0)
+            children[1].inc()
+        children[2].observe(duration_ms / 1000.0)
         if cold is not None:
             self.cold_starts.labels(namespace, function, version).inc()
             for phase, ms in (("queue", cold.queue_ms), ("start", cold.start_ms),
