@@ -225,6 +225,38 @@ async def test_handler_exception_shape(envs: Environments) -> None:
         pytest.param(
             "app.", {"app.py": APP}, "Runtime.MalformedHandlerName", None, id="trailing-dot"
         ),
+        pytest.param("", {"app.py": APP}, "Runtime.MalformedHandlerName", None, id="empty"),
+        pytest.param(
+            ".handler", {"app.py": APP}, "Runtime.MalformedHandlerName", None, id="no-module"
+        ),
+        pytest.param(
+            "../evil.handler",
+            {"app.py": APP},
+            "Runtime.MalformedHandlerName",
+            None,
+            id="relative-path",
+        ),
+        pytest.param(
+            "a..b", {"app.py": APP}, "Runtime.MalformedHandlerName", None, id="empty-segment"
+        ),
+        pytest.param(
+            "my-app.handler", {"my-app.py": APP}, None, None, id="dash-in-file-name-works"
+        ),
+        pytest.param(
+            "app.handler.extra",
+            {"app.py": APP},
+            "Runtime.ImportModuleError",
+            "Unable to import module 'app.handler': No module named 'app.handler'; "
+            "'app' is not a package",
+            id="too-many-dots",
+        ),
+        pytest.param(
+            "pkg/mod.handler",
+            {"app.py": APP, "pkg/__init__.py": "", "pkg/mod.py": APP},
+            None,
+            None,
+            id="package-path-works",
+        ),
         pytest.param(
             "nope.handler",
             {"app.py": APP},
@@ -270,10 +302,19 @@ async def test_handler_exception_shape(envs: Environments) -> None:
     ],
 )
 async def test_init_errors(
-    envs: Environments, handler: str, files: dict[str, str], error_type: str, message: str | None
+    envs: Environments,
+    handler: str,
+    files: dict[str, str],
+    error_type: str | None,
+    message: str | None,
 ) -> None:
     spec, _ = await envs.function(files, handler=handler)
     ready = envs.gateway.connections[spec.environment_id].ready_message
+    if error_type is None:  # a valid handler string: it just works
+        assert ready.init_error_type == ""
+        ok = await envs.gateway.invoke(spec.environment_id, b"{}")
+        assert ok.function_error == "", ok.payload
+        return
     assert ready.init_error_type == error_type
     result = await envs.gateway.invoke(spec.environment_id, b"{}", request_id="rq-init")
     error = error_of(result)

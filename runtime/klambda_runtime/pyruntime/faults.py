@@ -48,12 +48,19 @@ def load_handler(handler: str) -> Handler:
             MALFORMED_HANDLER_NAME,
             f"Bad handler '{handler}': expected 'module.function', e.g. 'app.handler'",
         )
+    dotted = modname.replace("/", ".")
+    if any(not part for part in dotted.split(".")):  # "../x", ".x", "a..b": not a module
+        raise Fault(
+            MALFORMED_HANDLER_NAME,
+            f"Bad handler '{handler}': '{modname}' is not a module path; expected "
+            "'module.function' or 'package/module.function', e.g. 'app.handler'",
+        )
     if modname.split(".")[0] in sys.builtin_module_names:
         raise Fault(
             BUILT_IN_MODULE_CONFLICT, f"Cannot use built-in module {modname} as a handler module"
         )
     try:
-        module = importlib.import_module(modname.replace("/", "."))
+        module = importlib.import_module(dotted)
     except ImportError as exc:
         raise Fault(IMPORT_MODULE_ERROR, f"Unable to import module '{modname}': {exc}") from None
     except SyntaxError as exc:
