@@ -4,6 +4,7 @@ background thread, for CLI and admin API tests that need no function environment
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 import threading
 from pathlib import Path
@@ -14,10 +15,17 @@ from klambda_gateway.local_registry import LocalRegistry
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A free loopback port below the ephemeral range, so that client sockets of other
+    processes cannot take it between this check and a (re)start of a server on it."""
+    for _ in range(200):
+        port = random.randrange(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 20000..32000")
 
 
 class AdminServer:

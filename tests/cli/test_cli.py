@@ -230,8 +230,10 @@ def _start_up(state: Path, port: int, *manifests: Path) -> subprocess.Popen[byte
     args = [*KLAMBDA, "up", "--port", str(port), "--state-dir", str(state)]
     for m in manifests:
         args += ["-f", str(m)]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            cwd=REPO, start_new_session=True)
+    log_path = state.parent / f"up-{port}-{time.monotonic_ns()}.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log,
+                                cwd=REPO, start_new_session=True)
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -240,7 +242,8 @@ def _start_up(state: Path, port: int, *manifests: Path) -> subprocess.Popen[byte
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 _stop(proc)
-                raise RuntimeError("klambda up did not start") from None
+                raise RuntimeError("klambda up did not start: " + log_path.read_text()) \
+                    from None
             time.sleep(0.1)
 
 
