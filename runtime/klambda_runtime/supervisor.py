@@ -424,6 +424,8 @@ class Supervisor:
             return await self._init_failed(inv, gen, init)
         fut: asyncio.Future[Outcome] = self._loop.create_future()
         self._current = (inv.request_id, fut)
+        # Like the Lambda service, an invocation without a payload passes "{}".
+        payload = inv.payload or b"{}"
         deadline_ms = int(time.time() * 1000 + timeout * 1000)
         head = event_head(
             request_id=inv.request_id,
@@ -432,10 +434,10 @@ class Supervisor:
             trace_id=inv.trace_id or trace_id(),
             client_context=inv.client_context,
             cognito_identity=inv.cognito_identity,
-            body_length=len(inv.payload),
+            body_length=len(payload),
         )
         t0 = self._delivered_at = self._loop.time()
-        self.api.dispatch(inv.request_id, head + inv.payload)  # START when the runtime takes it
+        self.api.dispatch(inv.request_id, head + payload)  # START when the runtime takes it
         timer = self._loop.call_later(timeout, self._settle, Outcome("timeout"))
         if gen.sampler is None:
             gen.sampler = self._loop.call_later(self.settings.memory_sample_s, self._sample, gen)

@@ -1,6 +1,6 @@
 """The built-in Python runtime through a real agent and a real gRPC gateway.
 
-Covers: results and warm state, the context object (every attribute, client context,
+Covers: results and warm state, an empty payload (the handler gets ``{}``), the context object (every attribute, client context,
 cognito identity, remaining time), print/logging capture in Lambda's format and the log
 tail with START/END/REPORT, handler exceptions shaped like Lambda's, every init error
 type (malformed handler, missing module, missing function, syntax error, exception at
@@ -83,6 +83,12 @@ async def test_result_and_warm_state(envs: Environments) -> None:
     assert second.init_duration_ms == 0
     assert second.duration_ms > 0 and second.billed_duration_ms >= 1
     assert second.max_memory_used_mb > 0
+
+
+async def test_empty_payload_is_an_empty_object(envs: Environments) -> None:
+    spec, _ = await envs.function({"app.py": APP})
+    result = await envs.gateway.invoke(spec.environment_id, b"")
+    assert json.loads(result.payload) == {"calls": 1, "event": {}}
 
 
 async def test_context_attributes(envs: Environments) -> None:
