@@ -1,7 +1,7 @@
 """The built-in Python runtime through a real agent and a real gRPC gateway.
 
-Covers: results and warm state, an empty payload (the handler gets ``{}``), the context object (every attribute, client context,
-cognito identity, remaining time), print/logging capture in Lambda's format and the log
+Covers: results and warm state, an empty payload (the handler gets ``{}``), the context
+object (every attribute, client context, cognito identity, remaining time), print/logging capture in Lambda's format and the log
 tail with START/END/REPORT, handler exceptions shaped like Lambda's, every init error
 type (malformed handler, missing module, missing function, syntax error, exception at
 import), per-invoke faults (non-JSON event, unserialisable result), 7 MB responses,
