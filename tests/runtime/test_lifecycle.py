@@ -1,8 +1,8 @@
 """The environment's life: draining on SIGTERM (the in-flight invocation is still answered),
 the gateway's Shutdown message, reconnecting after the gateway restarts (the runtime stays
 warm), SIGKILL of the whole process group, the exit status the launcher reports, and the
-SubprocessLauncher fallback (a fresh interpreter per environment), and re-dialling when
-the gateway never answers Register.
+SubprocessLauncher fallback (a fresh interpreter per environment), re-dialling when the
+gateway never answers Register, and that the live zygote holds nothing fork-unsafe.
 """
 
 from __future__ import annotations
@@ -163,3 +163,39 @@ async def test_unanswered_register_is_retried(tmp_path) -> None:
         await holder.close()
         await launcher.close()
         await gw.stop(None)
+
+
+def _tcp_inodes(pid: int) -> set[str]:
+    inodes = set()
+    for table in ("tcp", "tcp6"):
+        with open(f"/proc/{pid}/net/{table}") as f:
+            next(f)
+            inodes.update(line.split()[9] for line in f)
+    return inodes
+
+
+async def test_zygote_holds_nothing_fork_unsafe(envs: Environments) -> None:
+    """The safety argument, checked on the live zygote after it forked environments and
+    runtimes: one thread, no TCP socket, only its control/channel sockets and pipes."""
+    spec, _ = await envs.function({"app.py": APP})
+    await envs.gateway.invoke(spec.environment_id, b"{}")
+    zygote = envs.launcher._client.server_pid
+    assert os.listdir(f"/proc/{zygote}/task") == [str(zygote)]  # single-threaded
+    tcp = _tcp_inodes(zygote)
+    kinds = set()
+    for fd in os.listdir(f"/proc/{zygote}/fd"):
+        try:
+            target = os.readlink(f"/proc/{zygote}/fd/{fd}")
+        except FileNotFoundError:
+            continue
+        if target.startswith("socket:["):
+            assert target[8:-1] not in tcp, "the zygote must not hold a TCP socket"
+            kinds.add("socket")
+        elif target.startswith("pipe:["):
+            kinds.add("pipe")
+        elif target.startswith("anon_inode:"):
+            kinds.add(target)
+        else:
+            kinds.add("file")
+    assert "anon_inode:[eventpoll]" not in kinds  # no event loop was ever created
+    assert "socket" in kinds
