@@ -257,3 +257,61 @@ def test_function_pods_admitted_under_restricted_pod_security(
     wait_visible(lam, ns, "strict")
     resp = lam.invoke(FunctionName=arn(ns, "strict"), Payload=b'{"name": "strict"}')
     assert json.loads(resp["Payload"].read()) == {"hello": "strict"}
+
+
+def test_pod_that_cannot_start_fails_the_invocation_with_its_cause(
+    klambda_system: TestCluster,
+    operator_process: Proc,
+    gateway_process: Proc,
+    fn_namespace: str,
+    lam: Any,
+) -> None:
+    """The archive behind a URL changes after the operator checked it: the pod's init step
+    refuses it (checksum), and the waiting invocation fails at once naming that cause
+    instead of waiting for the queue timeout (a 429)."""
+    import hashlib
+    import http.server
+    import io
+    import threading
+    import zipfile
+
+    def archive(text: str) -> bytes:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            zf.writestr("app.py", f"def handler(e, c):\n    return '{text}'\n")
+        return buf.getvalue()
+
+    served = {"data": archive("good")}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            data = served["data"]
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        cluster = klambda_system
+        url = f"http://127.0.0.1:{server.server_address[1]}/code.zip"
+        sha = hashlib.sha256(served["data"]).hexdigest()
+        apply(
+            cluster,
+            function("tampered", fn_namespace, code={"url": {"location": url, "sha256": sha}}),
+        )
+        wait_ready(cluster, "function", "tampered", fn_namespace)
+        served["data"] = archive("evil")
+        wait_visible(lam, fn_namespace, "tampered")
+        resp = lam.invoke(FunctionName=arn(fn_namespace, "tampered"))
+        body = json.loads(resp["Payload"].read())
+        assert resp.get("FunctionError") == "Unhandled", body
+        assert "checksum mismatch" in body["errorMessage"], body
+        assert "fetch-code" in body["errorMessage"], body
+    finally:
+        server.shutdown()
+        server.server_close()
