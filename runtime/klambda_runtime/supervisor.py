@@ -21,8 +21,9 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from klambda_runtime import errors, memory, reports
+from klambda_runtime import errors, reports
 from klambda_runtime.forkclient import ForkClient, watch_child
+from klambda_runtime.generation import RuntimeProcess
 from klambda_runtime.logsink import LogSink
 from klambda_runtime.outcomes import (
     InitOutcome,
@@ -48,24 +49,6 @@ from klambda_runtime.spec import EnvironmentSpec
 _log = logging.getLogger("klambda.agent")
 
 
-class _Generation:
-    """One runtime process and what we know about it."""
-
-    def __init__(self, pid: int, exited: asyncio.Future[int], log_fd: int, started: float) -> None:
-        self.pid = pid
-        self.exited = exited
-        self.log_fd = log_fd
-        self.started = started
-        self.init: asyncio.Future[InitOutcome] = asyncio.get_running_loop().create_future()
-        self.init_log = bytearray()  # what the runtime printed during init (last 4 KB)
-        self.peak_rss = 0
-        self.tree: list[int] = []
-        self.tree_scanned = started  # first descendant scan after tree_scan_s of activity
-        self.sampler: asyncio.TimerHandle | None = None
-        self.popen: subprocess.Popen[bytes] | None = None
-        self.memory = memory.ProcessMemory(pid) if pid > 0 else None
-
-
 class Supervisor:
     def __init__(
         self,
@@ -80,7 +63,7 @@ class Supervisor:
         self.sink = sink
         self.template = template
         self.api = RuntimeApi(self)
-        self.gen: _Generation | None = None
+        self.gen: RuntimeProcess | None = None
         self._loop = asyncio.get_running_loop()
         self._current: tuple[str, asyncio.Future[Outcome]] | None = None
         # Provisioned environments do not report the init of their first runtime.
@@ -189,10 +172,10 @@ class Supervisor:
             self._launch_failed(started, exc)
             return
         os.close(write_fd)
-        gen = _Generation(pid, exited, read_fd, started)
+        gen = RuntimeProcess(pid, exited, read_fd, started, sink=self.sink)
         gen.popen = popen
         self.gen = gen
-        self._loop.add_reader(read_fd, self._read_log, gen)
+        gen.attach_log()
         exited.add_done_callback(functools.partial(self._on_exit, gen))
         self._sample(gen)
 
@@ -209,7 +192,7 @@ class Supervisor:
         loop = self._loop
         fut: asyncio.Future[int] = loop.create_future()
         fut.set_result(127)
-        gen = _Generation(-1, fut, -1, started)
+        gen = RuntimeProcess(-1, fut, -1, started, sink=self.sink)
         gen.init.set_result(
             InitOutcome(0.0, errors.INVALID_ENTRYPOINT_TYPE, invalid_entrypoint_payload(exc))
         )
@@ -218,62 +201,21 @@ class Supervisor:
             self._first_ready.set_result(gen.init.result())
         self.sink.line(f"klambda-agent: cannot start the runtime: {exc}\n")
 
-    def _read_log(self, gen: _Generation) -> None:
-        try:
-            data = os.read(gen.log_fd, 65536)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if data:
-            self._got_log(gen, data)
-            return
-        self._close_log(gen)
-
-    def _got_log(self, gen: _Generation, data: bytes) -> None:
-        self.sink.write(data)
-        if not gen.init.done() or gen.init.result().error_type:
-            gen.init_log += data
-            del gen.init_log[: -reports.LOG_TAIL_BYTES]
-
-    def _drain_log(self, gen: _Generation) -> None:
-        """Everything the runtime wrote before answering, so it lands in this invocation."""
-        while gen.log_fd >= 0:
-            try:
-                data = os.read(gen.log_fd, 65536)
-            except BlockingIOError:
-                return
-            except OSError:
-                data = b""
-            if not data:
-                self._close_log(gen)
-                return
-            self._got_log(gen, data)
-
-    def _close_log(self, gen: _Generation) -> None:
-        if gen.log_fd >= 0:
-            self._loop.remove_reader(gen.log_fd)
-            os.close(gen.log_fd)
-            gen.log_fd = -1
-
     # ----------------------------------------------------------------- memory
-    def _sample(self, gen: _Generation) -> None:
+    def _sample(self, gen: RuntimeProcess) -> None:
         gen.sampler = None
         if gen is not self.gen or gen.exited.done():
             return
         now = self._loop.time()
         if now - gen.tree_scanned >= self.settings.tree_scan_s:
-            gen.tree = memory.descendants(gen.pid)
-            gen.tree_scanned = now
-        own = gen.memory.rss() if gen.memory is not None else 0
-        rss = own + sum(memory.rss_bytes(p) for p in gen.tree)
-        gen.peak_rss = max(gen.peak_rss, rss)
+            gen.rescan_tree(now)
+        rss = gen.sample_rss()
         if rss > self.spec.memory_size * 1024 * 1024:
             self.sink.line(
                 f"klambda-agent: runtime used {reports.memory_mb(rss)} MB, over the function's "
                 f"memory size of {self.spec.memory_size} MB; killing it\n"
             )
-            self._kill_tree(gen, signal.SIGKILL)
+            gen.kill_tree(signal.SIGKILL)
             self._settle(Outcome("oom"))
             if not gen.init.done():
                 gen.init.set_result(InitOutcome(self._ms_since(gen.started), errors.OOM_ERROR_TYPE))
@@ -282,15 +224,11 @@ class Supervisor:
         if not gen.init.done() or self._current is not None:
             gen.sampler = self._loop.call_later(self.settings.memory_sample_s, self._sample, gen)
 
-    def _max_memory_mb(self, gen: _Generation) -> int:
-        peak = max(gen.peak_rss, gen.memory.peak() if gen.memory is not None else 0)
-        return reports.memory_mb(peak)
-
     def _ms_since(self, t: float) -> float:
         return (self._loop.time() - t) * 1000.0
 
     # ----------------------------------------------------------------- Runtime API events
-    def _note_first(self, gen: _Generation) -> None:
+    def _note_first(self, gen: RuntimeProcess) -> None:
         if not self._first_ready.done():
             self._first_ready.set_result(gen.init.result())
 
@@ -327,7 +265,7 @@ class Supervisor:
         if not current[1].done():
             current[1].set_result(outcome)
 
-    def _on_exit(self, gen: _Generation, fut: asyncio.Future[int]) -> None:
+    def _on_exit(self, gen: RuntimeProcess, fut: asyncio.Future[int]) -> None:
         returncode = fut.result()
         if gen.popen is not None:
             gen.popen.returncode = returncode
@@ -347,28 +285,18 @@ class Supervisor:
             self._restarting = self._loop.create_task(self._restart())
 
     # ----------------------------------------------------------------- restart / kill
-    def _kill_tree(self, gen: _Generation, sig: signal.Signals) -> None:
-        if gen.pid <= 0 or gen.exited.done():
-            return
-        for pid in [gen.pid, *memory.descendants(gen.pid)]:
-            try:
-                os.kill(pid, sig)
-            except (ProcessLookupError, PermissionError):
-                pass
-
-    async def _stop(self, gen: _Generation, *, grace: float = 0.0) -> None:
+    async def _stop(self, gen: RuntimeProcess, *, grace: float = 0.0) -> None:
         if grace > 0 and not gen.exited.done():
-            self._kill_tree(gen, signal.SIGTERM)
+            gen.kill_tree(signal.SIGTERM)
             await asyncio.wait([gen.exited], timeout=grace)
-        self._kill_tree(gen, signal.SIGKILL)
+        gen.kill_tree(signal.SIGKILL)
         if not gen.exited.done():
             await asyncio.wait([gen.exited], timeout=2.0)
         if gen.sampler is not None:
             gen.sampler.cancel()
-        self._drain_log(gen)
-        self._close_log(gen)
-        if gen.memory is not None:
-            gen.memory.close()
+        gen.drain_log()
+        gen.close_log()
+        gen.close_memory()
         if self.template is not None and gen.pid > 0:
             self.template.forget(gen.pid)
 
@@ -460,7 +388,7 @@ class Supervisor:
     async def _finish(
         self,
         inv: Invocation,
-        gen: _Generation,
+        gen: RuntimeProcess,
         outcome: Outcome,
         *,
         duration_ms: float,
@@ -474,12 +402,12 @@ class Supervisor:
         function_error, error_type, payload = decide(
             outcome, rid, timeout_s=float(self.spec.timeout)
         )
-        max_mb = self._max_memory_mb(gen)
+        max_mb = gen.max_memory_mb()
         if reset:
             self.api.abandon(rid)
             if outcome.kind == "timeout":
-                self._kill_tree(gen, signal.SIGKILL)
-        self._drain_log(gen)
+                gen.kill_tree(signal.SIGKILL)
+        gen.drain_log()
         if reset:
             self.sink.line(error_line(payload, now=datetime.now(UTC)))
         self.sink.line(reports.end_line(rid))
@@ -509,18 +437,18 @@ class Supervisor:
         )
 
     async def _init_failed(
-        self, inv: Invocation, gen: _Generation, init: InitOutcome
+        self, inv: Invocation, gen: RuntimeProcess, init: InitOutcome
     ) -> InvocationResult:
         """The init error becomes this invocation's result; init is retried for the next."""
         rid = inv.request_id
         payload = init_error_payload(init, rid)
-        self._drain_log(gen)
+        gen.drain_log()
         self.sink.begin()
         # The init phase's output explains the failure: it leads this invocation's tail.
         self.sink.remember(bytes(gen.init_log))
         self.sink.line(reports.start_line(rid, version=self.spec.version))
         self.sink.line(reports.end_line(rid))
-        max_mb = self._max_memory_mb(gen) if gen.pid > 0 else 1
+        max_mb = gen.max_memory_mb() if gen.pid > 0 else 1
         self.sink.line(
             reports.report_line(
                 rid,
