@@ -353,6 +353,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         asyncio.run(serve())
     except KeyboardInterrupt:
         pass
+    else:
+        print("klambda: stopped", file=sys.stderr)
     except ApplyError as exc:
         raise UsageError("the manifests cannot be applied (the platform did not start):",
                          exc.errors) from None
