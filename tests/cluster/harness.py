@@ -251,7 +251,7 @@ class TestCluster:
         def ready() -> bool:
             self._check_alive("kube-apiserver")
             with self.api._open("GET", "/readyz", timeout=3) as r:
-                return r.status == 200
+                return bool(r.status == 200)
 
         wait_until(ready, timeout=timeout, what="kube-apiserver /readyz")
 
@@ -319,7 +319,7 @@ class TestCluster:
             self._check_alive(name)
             url = f"https://127.0.0.1:{port}/healthz"
             with urllib.request.urlopen(url, context=insecure, timeout=2) as r:
-                return r.status == 200
+                return bool(r.status == 200)
 
         wait_until(
             lambda: healthz("kube-scheduler", sched_port),

@@ -217,4 +217,4 @@ def kubeconfig_yaml(
         "contexts": [{"name": user, "context": {"cluster": "klambda-test", "user": user}}],
         "current-context": user,
     }
-    return yaml.safe_dump(cfg, sort_keys=False)
+    return str(yaml.safe_dump(cfg, sort_keys=False))

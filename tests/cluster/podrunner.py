@@ -30,7 +30,14 @@ from .podspec import (
     mount_wrapper,
     run_probe,
 )
-from .procs import ProcRecord, die_with_parent, proc_start_time, stop_group
+from .procs import (
+    ProcRecord,
+    descendants,
+    die_with_parent,
+    kill_stragglers,
+    proc_start_time,
+    stop_group,
+)
 
 JSON = dict[str, Any]
 log = logging.getLogger("node-agent")
@@ -385,7 +392,9 @@ class PodWorker(threading.Thread):
     def _stop_container(self, c: Ctr, *, grace: float) -> None:
         if c.popen is None or c.rec is None:
             return
+        strays = descendants(c.rec.pid)
         stop_group(c.rec, grace=grace, popen=c.popen)
+        kill_stragglers(strays)
         self._tick_container(c, time.monotonic())
 
     def _grace(self) -> float:
@@ -396,6 +405,8 @@ class PodWorker(threading.Thread):
 
     def _kill_all(self, *, grace: float) -> None:
         live = [c for c in self.inits + self.ctrs if c.popen is not None and c.rec is not None]
+        # Like a cgroup kill: descendants that escaped the process group (setsid) die too.
+        strays = [d for c in live if c.rec is not None for d in descendants(c.rec.pid)]
         for c in live:
             assert c.rec is not None
             c.rec.signal_group(signal.SIGTERM)
@@ -409,6 +420,7 @@ class PodWorker(threading.Thread):
             code = c.popen.returncode if c.popen else code
             self._record_exit(c, code if code is not None else 137)
             c.done = True
+        kill_stragglers(strays)
 
     def _terminate(self) -> None:
         if self.shutdown.is_set() and not self.deleting():

@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+import psutil
+
 PR_SET_PDEATHSIG = 1
 
 
@@ -127,6 +129,23 @@ def stop_group(
         try:
             popen.wait(timeout=5)
         except subprocess.TimeoutExpired:
+            pass
+
+
+def descendants(pid: int) -> list[psutil.Process]:
+    """All current descendants of `pid` (including ones that left its process group)."""
+    try:
+        return list(psutil.Process(pid).children(recursive=True))
+    except psutil.Error:
+        return []
+
+
+def kill_stragglers(procs: list[psutil.Process]) -> None:
+    """SIGKILL processes that are still the same processes (psutil checks the start time)."""
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.Error:
             pass
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from typing import Any
 
 import pytest
 
@@ -139,10 +140,10 @@ def test_configmap_volume_env_and_projected_token(k8s_cluster: TestCluster, name
     }
     api.create(f"/api/v1/namespaces/{namespace}/pods", pod)
 
-    def report() -> dict | None:
+    def report() -> dict[str, Any] | None:
         for line in k8s_cluster.pod_log(namespace, "inspect", "main").splitlines():
             if line.startswith("REPORT "):
-                return json.loads(line[len("REPORT ") :])
+                return dict(json.loads(line[len("REPORT ") :]))
         return None
 
     try:

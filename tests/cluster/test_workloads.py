@@ -5,6 +5,8 @@ probe restarts a container, init containers run first."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from .harness import TestCluster
@@ -62,12 +64,12 @@ def test_crashing_container_is_restarted_and_counted(
     dep = deployment("crasher", command=["python", "-c", "import sys; print('boom'); sys.exit(3)"])
     k8s_cluster.api.create(f"/apis/apps/v1/namespaces/{namespace}/deployments", dep)
 
-    def restarted_twice() -> dict | None:
+    def restarted_twice() -> dict[str, Any] | None:
         pods = pod_of(k8s_cluster, namespace, "app=crasher")
         for p in pods:
             for st in p.get("status", {}).get("containerStatuses", []):
                 if st["restartCount"] >= 2:
-                    return st
+                    return dict(st)
         return None
 
     st = k8s_cluster.wait_for(restarted_twice, timeout=60, what="crasher restartCount >= 2")
@@ -144,7 +146,7 @@ def test_liveness_failure_restarts_and_init_containers_run_first(
 
     def restarted() -> bool:
         st = k8s_cluster.api.get(f"{path}/probed")["status"]["containerStatuses"][0]
-        return st["restartCount"] >= 1
+        return bool(st["restartCount"] >= 1)
 
     k8s_cluster.wait_for(restarted, timeout=60, what="liveness restart of probed/main")
     assert not pid_alive(pid)
@@ -160,3 +162,43 @@ def _rm_in_container(pid: int, path: str) -> bool:
         check=False,
     )
     return res.returncode == 0
+
+
+def test_pod_deletion_stops_descendants_that_left_the_process_group(
+    k8s_cluster: TestCluster, namespace: str
+) -> None:
+    script = (
+        "import subprocess, sys, time\n"
+        "p = subprocess.Popen(['sleep', '3600'], start_new_session=True)\n"
+        "print('CHILD', p.pid, flush=True)\n"
+        "time.sleep(3600)\n"
+    )
+    path = f"/api/v1/namespaces/{namespace}/pods"
+    k8s_cluster.api.create(
+        path,
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "parent"},
+            "spec": {
+                "terminationGracePeriodSeconds": 1,
+                "containers": [{"name": "main", "image": "x", "command": ["python", "-c", script]}],
+            },
+        },
+    )
+
+    def child_pid() -> int | None:
+        for line in k8s_cluster.pod_log(namespace, "parent", "main").splitlines():
+            if line.startswith("CHILD "):
+                return int(line.split()[1])
+        return None
+
+    pid = k8s_cluster.wait_for(child_pid, timeout=30, what="the container's child pid")
+    assert pid_alive(pid)
+    k8s_cluster.api.delete(f"{path}/parent")
+    k8s_cluster.wait_for(
+        lambda: k8s_cluster.api.get_or_none(f"{path}/parent") is None,
+        timeout=30,
+        what="pod parent deleted",
+    )
+    k8s_cluster.wait_for(lambda: not pid_alive(pid), timeout=5, what="the setsid child to die")
