@@ -338,6 +338,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     print(f"klambda: starting on http://{args.host}:{args.port} (state in {args.state_dir}); "
           "Ctrl-C stops", file=sys.stderr)
+
     async def serve() -> None:
         ready = asyncio.Event()
         task = asyncio.create_task(run_local(settings, manifests=files, ready=ready))
@@ -353,8 +354,6 @@ def cmd_up(args: argparse.Namespace) -> int:
         asyncio.run(serve())
     except KeyboardInterrupt:
         pass
-    else:
-        print("klambda: stopped", file=sys.stderr)
     except ApplyError as exc:
         raise UsageError("the manifests cannot be applied (the platform did not start):",
                          exc.errors) from None
@@ -364,4 +363,5 @@ def cmd_up(args: argparse.Namespace) -> int:
             message=f"cannot start: {exc} (is port {args.port} in use? choose another with "
             "--port)",
         ) from None
+    print("klambda: stopped", file=sys.stderr)
     return EXIT_OK
