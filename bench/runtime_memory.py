@@ -105,7 +105,8 @@ async def main(n: int, with_subprocess: bool) -> None:
             zygote = ZygoteLauncher()
             await zygote.warm()
             zyg, procs = await environments_pss(zygote, gw, code, n, "zygote")
-            zygote_pss = pss_bytes(zygote._client.server_pid) if zygote._client else 0
+            zygote_pid = zygote.zygote_pid()
+            zygote_pss = pss_bytes(zygote_pid) if zygote_pid else 0
             await zygote.close()
             sub = None
             if with_subprocess:

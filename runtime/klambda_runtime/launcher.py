@@ -125,32 +125,56 @@ class SubprocessLauncher:
         return None
 
 
+class _Zygote:
+    """One zygote process (per interpreter) and the client talking to it."""
+
+    def __init__(self, client: ForkClient, exited: asyncio.Future[int]) -> None:
+        self.client = client
+        self.exited = exited
+
+
 class ZygoteLauncher:
-    """Forks environments from one warm template process (started on first use)."""
+    """Forks environments from warm template processes (one per interpreter, started on
+    first use). ``interpreters`` maps a runtime name (``python3.11``) to the interpreter
+    whose zygote serves it; every other runtime (and ``provided``, whose agent is Python
+    too) uses ``python``."""
 
     def __init__(
-        self, *, python: str = sys.executable, env: Mapping[str, str] | None = None
+        self,
+        *,
+        python: str = sys.executable,
+        interpreters: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.python = python
+        self.interpreters = dict(interpreters or {})
         self.env = dict(os.environ if env is None else env)
-        self._client: ForkClient | None = None
-        self._zygote_exit: asyncio.Future[int] | None = None
+        self._zygotes: dict[str, _Zygote] = {}
         self._lock: asyncio.Lock | None = None
 
-    async def warm(self) -> None:
-        """Start the zygote now rather than on the first :meth:`start`."""
-        await self._ensure()
+    def interpreter_for(self, runtime: str) -> str:
+        return self.interpreters.get(runtime, self.python)
 
-    async def _ensure(self) -> ForkClient:
+    def zygote_pid(self, runtime: str = "") -> int | None:
+        """The pid of the zygote serving ``runtime`` (None if not started)."""
+        zygote = self._zygotes.get(self.interpreter_for(runtime))
+        return zygote.client.server_pid if zygote is not None and zygote.client.alive else None
+
+    async def warm(self, runtime: str = "") -> None:
+        """Start the zygote for ``runtime`` now rather than on the first :meth:`start`."""
+        await self._ensure(self.interpreter_for(runtime))
+
+    async def _ensure(self, python: str) -> ForkClient:
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
-            if self._client is not None and self._client.alive:
-                return self._client
+            zygote = self._zygotes.get(python)
+            if zygote is not None and zygote.client.alive:
+                return zygote.client
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             try:
                 proc = subprocess.Popen(  # noqa: ASYNC220 - returns at once, see above
-                    [self.python, "-m", "klambda_runtime.zygote", str(theirs.fileno())],
+                    [python, "-m", "klambda_runtime.zygote", str(theirs.fileno())],
                     env=self.env,
                     stdin=subprocess.DEVNULL,
                     pass_fds=[theirs.fileno()],
@@ -159,18 +183,19 @@ class ZygoteLauncher:
             except OSError as exc:
                 ours.close()
                 raise LaunchError(
-                    f"cannot start the zygote with {self.python}: {exc}; check the interpreter "
+                    f"cannot start the zygote with {python}: {exc}; check the interpreter "
                     "path, or use SubprocessLauncher"
                 ) from exc
             finally:
                 theirs.close()
-            self._zygote_exit = watch_child(proc.pid)
-            self._client = ForkClient(ours, server_pid=proc.pid)
-            return self._client
+            client = ForkClient(ours, server_pid=proc.pid)
+            self._zygotes[python] = _Zygote(client, watch_child(proc.pid))
+            return client
 
     async def start(self, spec: EnvironmentSpec) -> ProcessEnvironment:
+        python = self.interpreter_for(spec.runtime)
         for attempt in (1, 2):
-            client = await self._ensure()
+            client = await self._ensure(python)
             try:
                 pid = await client.spawn({"env": spec.to_env()})
             except ForkServerError as exc:
@@ -182,13 +207,12 @@ class ZygoteLauncher:
         raise AssertionError("unreachable")
 
     async def close(self) -> None:
-        """Stop the zygote. Environments it started keep running."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-        if self._zygote_exit is not None:
+        """Stop the zygotes. Environments they started keep running."""
+        zygotes, self._zygotes = list(self._zygotes.values()), {}
+        for zygote in zygotes:
+            zygote.client.close()
+        for zygote in zygotes:
             try:
-                await asyncio.wait_for(asyncio.shield(self._zygote_exit), 5.0)
+                await asyncio.wait_for(asyncio.shield(zygote.exited), 5.0)
             except TimeoutError:
                 pass
-            self._zygote_exit = None

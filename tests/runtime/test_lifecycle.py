@@ -2,7 +2,8 @@
 the gateway's Shutdown message, reconnecting after the gateway restarts (the runtime stays
 warm), SIGKILL of the whole process group, the exit status the launcher reports, and the
 SubprocessLauncher fallback (a fresh interpreter per environment), re-dialling when the
-gateway never answers Register, and that the live zygote holds nothing fork-unsafe.
+gateway never answers Register, one zygote per interpreter, and that the live zygote
+holds nothing fork-unsafe.
 """
 
 from __future__ import annotations
@@ -179,7 +180,8 @@ async def test_zygote_holds_nothing_fork_unsafe(envs: Environments) -> None:
     runtimes: one thread, no TCP socket, only its control/channel sockets and pipes."""
     spec, _ = await envs.function({"app.py": APP})
     await envs.gateway.invoke(spec.environment_id, b"{}")
-    zygote = envs.launcher._client.server_pid
+    zygote = envs.launcher.zygote_pid()
+    assert zygote is not None
     assert os.listdir(f"/proc/{zygote}/task") == [str(zygote)]  # single-threaded
     tcp = _tcp_inodes(zygote)
     kinds = set()
@@ -199,3 +201,33 @@ async def test_zygote_holds_nothing_fork_unsafe(envs: Environments) -> None:
             kinds.add("file")
     assert "anon_inode:[eventpoll]" not in kinds  # no event loop was ever created
     assert "socket" in kinds
+
+
+async def test_one_zygote_per_interpreter(gateway: TestGateway, tmp_path) -> None:
+    import sys
+
+    from klambda_runtime.launcher import ZygoteLauncher
+
+    names = [
+        os.path.join(os.path.dirname(sys.executable), name)
+        for name in ("python", "python3", f"python3.{sys.version_info[1]}")
+    ]
+    others = [n for n in names if os.path.exists(n) and n != sys.executable]
+    if not others:
+        pytest.skip("needs a second name for the interpreter")
+    other = others[0]
+    code = write_function(tmp_path / "code", {"app.py": APP})
+    launcher = ZygoteLauncher(interpreters={"python3.11": other})
+    holder = Environments(gateway, launcher, tmp_path)
+    try:
+        for runtime in ("python3.11", "python3.12"):
+            spec = holder.spec(code, runtime=runtime)
+            await holder.start(spec)
+            result = await gateway.invoke(spec.environment_id, b"{}")
+            assert json.loads(result.payload) == {"calls": 1}
+        pids = {launcher.zygote_pid("python3.11"), launcher.zygote_pid("python3.12")}
+        assert len(pids) == 2 and None not in pids
+        assert launcher.zygote_pid("provided") == launcher.zygote_pid("python3.12")
+    finally:
+        await holder.close()
+        await launcher.close()
