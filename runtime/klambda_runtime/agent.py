@@ -117,7 +117,7 @@ class Agent:
         self._draining = True
         log.info("draining environment %s", self.spec.environment_id)
         if self._call is not None:
-            self._loop.create_task(self._send(self._call, draining=True))
+            self._send_draining(self._call)
         self._maybe_finish()
 
     # ------------------------------------------------------------------ internals
@@ -139,14 +139,8 @@ class Agent:
             except Exception as exc:  # noqa: BLE001 - the stream may already be gone
                 log.debug("hang-up failed: %s", exc)
 
-    async def _send(self, call: Any, **kind: Any) -> bool:
-        from klambda_proto import environment_pb2 as pb
-
-        name, value = next(iter(kind.items()))
-        if name == "draining":
-            message = pb.AgentMessage(draining=pb.Draining())
-        else:
-            message = pb.AgentMessage(**{name: value})
+    async def _send(self, call: Any, message: Any) -> bool:
+        """Write one AgentMessage; writes never interleave. False if the stream is gone."""
         try:
             async with self._write_lock:
                 await call.write(message)
@@ -154,6 +148,11 @@ class Agent:
         except Exception as exc:  # noqa: BLE001 - a broken stream is handled by the reader
             log.debug("write failed: %s", exc)
             return False
+
+    def _send_draining(self, call: Any) -> asyncio.Task[bool]:
+        from klambda_proto import environment_pb2 as pb
+
+        return self._loop.create_task(self._send(call, pb.AgentMessage(draining=pb.Draining())))
 
     async def _connect_loop(self) -> None:
         import grpc
@@ -245,7 +244,7 @@ class Agent:
             self._session += 1
             self._call = call
             if self._draining:
-                await self._send(call, draining=True)
+                await self._send_draining(call)
                 self._maybe_finish()
             ready_task = self._loop.create_task(self._send_ready(call))
             while True:
@@ -299,7 +298,7 @@ class Agent:
             else:
                 ready.init_duration_ms = outcome.duration_ms
         self._ready_sent_once = True
-        await self._send(call, ready=ready)
+        await self._send(call, pb.AgentMessage(ready=ready))
         log.debug("t=%.6f ready sent", time.monotonic())
 
     async def _worker(self) -> None:
@@ -318,7 +317,7 @@ class Agent:
                 continue
             call = self._call
             if call is not None and session == self._session:
-                await self._send(call, result=_result_message(pb, result))
+                await self._send(call, pb.AgentMessage(result=_result_message(pb, result)))
             else:
                 log.warning(
                     "result of %s dropped: the gateway stream it came on is gone", inv.request_id
