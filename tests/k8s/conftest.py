@@ -219,24 +219,29 @@ def gateway_process(
         KLAMBDA_STATE_DIR=state,
         KLAMBDA_KEEP_WARM_SECONDS="4",
         KLAMBDA_QUEUE_TIMEOUT_SECONDS="40",
+        KLAMBDA_ASYNC_LEASE_SECONDS="10",  # > the test functions' timeouts
+        KLAMBDA_ASYNC_RETRY_BASE_SECONDS="1",
         KLAMBDA_LOG_LEVEL="INFO",
     )
     proc = Proc(
         "gateway", [sys.executable, "-m", "klambda_gateway.k8s_scaler"], env, component_logs
     ).start()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", gateway_ports["http"]), timeout=0.5):
-                break
-        except OSError:
-            if proc.popen is not None and proc.popen.poll() is not None:
-                pytest.fail(f"gateway exited: {proc.log()}")
-            time.sleep(0.2)
-    else:
-        pytest.fail(f"gateway did not listen within 30 s: {proc.log()}")
+    wait_listening(proc, gateway_ports["http"])
     yield proc
     proc.stop()
     shutil.rmtree(state, ignore_errors=True)
     if os.environ.get("KLAMBDA_SHOW_COMPONENT_LOGS"):
         print(proc.log(), file=sys.stderr)
+
+
+def wait_listening(proc: Proc, port: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            if proc.popen is not None and proc.popen.poll() is not None:
+                pytest.fail(f"{proc.name} exited: {proc.log()}")
+            time.sleep(0.2)
+    pytest.fail(f"{proc.name} did not listen within 30 s: {proc.log()}")
