@@ -310,11 +310,9 @@ class Agent:
             session = self._session
             try:
                 result = await self.supervisor.invoke(inv)
-            except Exception:
+            except Exception as exc:
                 log.exception("invocation %s failed inside the agent", inv.request_id)
-                self._busy = False
-                self._maybe_finish()
-                continue
+                result = agent_failure_result(inv.request_id, exc)
             call = self._call
             if call is not None and session == self._session:
                 await self._send(call, pb.AgentMessage(result=_result_message(pb, result)))
@@ -326,6 +324,32 @@ class Agent:
             if self._inbox.empty():
                 self._idle.set()
             self._maybe_finish()
+
+
+def agent_failure_result(request_id: str, exc: BaseException) -> InvocationResult:
+    """A Lambda-shaped error for a failure of the agent itself (a bug): the caller gets an
+    answer instead of waiting for its timeout."""
+    import json
+
+    payload = json.dumps(
+        {
+            "errorType": "Runtime.Unknown",
+            "errorMessage": f"RequestId: {request_id} Error: the environment's agent failed: "
+            f"{type(exc).__name__}: {exc}",
+        }
+    ).encode()
+    return InvocationResult(
+        request_id=request_id,
+        payload=payload,
+        function_error="Unhandled",
+        error_type="Runtime.Unknown",
+        duration_ms=0.0,
+        billed_duration_ms=0,
+        max_memory_used_mb=0,
+        init_duration_ms=0.0,
+        log_tail=b"",
+        environment_reset=False,
+    )
 
 
 def _result_message(pb: Any, r: InvocationResult) -> Any:

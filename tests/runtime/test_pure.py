@@ -236,3 +236,11 @@ def test_error_line() -> None:
         line == "2026-03-04T05:06:07.000Z RequestId: r Error: Task timed out after 1.00 seconds\n"
     )
     assert error_line(b"not json", now=NOW) == ""
+
+
+def test_agent_failure_result_is_lambda_shaped() -> None:
+    from klambda_runtime.agent import agent_failure_result
+
+    result = agent_failure_result("r", RuntimeError("bug"))
+    assert result.function_error == "Unhandled" and result.error_type == "Runtime.Unknown"
+    assert json.loads(result.payload)["errorMessage"].endswith("RuntimeError: bug")
