@@ -57,6 +57,11 @@ def handler(event, context):
         return "ok"
     if action == "raise":
         raise ValueError("bad value " + str(event.get("n")))
+    if action == "unprintable":
+        class Odd(Exception):
+            def __str__(self):
+                raise RuntimeError("no")
+        raise Odd()
     if action == "unserialisable":
         return {1, 2, 3}
     if action == "big":
@@ -354,6 +359,9 @@ async def test_syntax_error_message(envs: Environments) -> None:
         pytest.param(b'{"a":', "Runtime.UnmarshalError", "Unable to unmarshal input: ", id="cut"),
         pytest.param(
             b"\xff\xfe", "Runtime.UnmarshalError", "Unable to unmarshal input: ", id="binary"
+        ),
+        pytest.param(
+            b'{"action": "unprintable"}', "Odd", "<unprintable Odd object>", id="unprintable"
         ),
         pytest.param(
             b'{"action": "unserialisable"}',

@@ -95,8 +95,15 @@ def user_frames(tb: TracebackType | None) -> list[str]:
     return traceback.format_list(frames)
 
 
+def _message(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not take the runtime down
+        return f"<unprintable {type(exc).__name__} object>"
+
+
 def exception_error(exc: BaseException, request_id: str = "") -> dict[str, Any]:
-    return make_error(str(exc), type(exc).__name__, user_frames(exc.__traceback__), request_id)
+    return make_error(_message(exc), type(exc).__name__, user_frames(exc.__traceback__), request_id)
 
 
 def fault_error(fault: Fault, request_id: str = "") -> dict[str, Any]:
