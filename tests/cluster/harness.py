@@ -448,13 +448,14 @@ class TestCluster:
         return str(res["status"]["token"])
 
     def kubeconfig_for_service_account(
-        self, namespace: str, name: str, *, create: bool = True
+        self, namespace: str, name: str, *, create: bool = True, expiration_seconds: int = 7200
     ) -> str:
-        """Write a kubeconfig that authenticates as system:serviceaccount:<namespace>:<name>."""
+        """Write a kubeconfig that authenticates as system:serviceaccount:<namespace>:<name>
+        (a TokenRequest token, default lifetime 2 h; `create` makes the ServiceAccount)."""
         assert self.pki is not None
         if create:
             self.ensure_service_account(namespace, name)
-        token = self.mint_token(namespace, name)
+        token = self.mint_token(namespace, name, expiration_seconds=expiration_seconds)
         path = os.path.join(self.state_dir, "sa-kubeconfigs", f"{namespace}.{name}.kubeconfig")
         os.makedirs(os.path.dirname(path), exist_ok=True)
         user = f"system:serviceaccount:{namespace}:{name}"
