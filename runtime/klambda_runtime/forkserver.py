@@ -57,6 +57,15 @@ class _Client:
     children: set[int] = field(default_factory=set)
 
 
+def set_process_name(name: str) -> None:
+    """Name the process for ps/top (``comm``, 15 bytes); forks otherwise all look alike."""
+    try:
+        with open("/proc/self/comm", "w") as f:
+            f.write(name[:15])
+    except OSError:
+        pass
+
+
 def become_subreaper() -> bool:
     """Adopt orphaned descendants (Linux PR_SET_CHILD_SUBREAPER) so they get reaped here."""
     try:

@@ -25,6 +25,7 @@ def runtime_child_main(
     message: dict[str, Any], fds: list[int], channel: socket.socket | None = None
 ) -> int:
     """In a fresh fork of a template: become the function's runtime process."""
+    forkserver.set_process_name("klambda-runtime")
     owner = message.get("owner_pgid")
     if owner:
         # Forked by the zygote on behalf of an agent: join the agent's process group so
@@ -78,6 +79,7 @@ def start_runtime_template() -> tuple[socket.socket, int]:
         code = 0
         try:
             ours.close()
+            forkserver.set_process_name("klambda-template")
             forkserver.serve(
                 theirs,
                 {"runtime": runtime_child_main},

@@ -51,10 +51,12 @@ def preload() -> None:
 
 def agent_child_main(message: dict[str, Any], fds: list[int], channel: socket.socket | None) -> int:
     """In a fresh fork of the zygote: become the agent of one environment."""
+    from klambda_runtime import forkserver
     from klambda_runtime.agent import run_agent
     from klambda_runtime.settings import AgentSettings
     from klambda_runtime.spec import EnvironmentSpec
 
+    forkserver.set_process_name("klambda-agent")
     # Its own process group (same session as the zygote, so that the runtimes the zygote
     # forks for this agent can join the group): the launcher signals the whole group.
     os.setpgid(0, 0)
@@ -90,6 +92,7 @@ def main() -> int:
     # Runtime processes orphaned by a killed environment are reaped here, not left to
     # whatever PID 1 is.
     forkserver.become_subreaper()
+    forkserver.set_process_name("klambda-zygote")
     from klambda_runtime.templates import runtime_child_main
 
     forkserver.serve(

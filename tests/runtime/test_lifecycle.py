@@ -75,6 +75,7 @@ async def test_kill_takes_down_the_whole_environment(envs: Environments) -> None
     await envs.gateway.invoke(spec.environment_id, b"{}")
     members = _group(env.pid)
     assert len(members) >= 2  # agent and runtime (forked by the zygote into the group)
+    assert {p.name() for p in members} >= {"klambda-agent", "klambda-runtime"}
     env.kill()
     assert await asyncio.wait_for(env.wait(), 5) == -9
     await asyncio.sleep(0.2)
