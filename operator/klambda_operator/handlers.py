@@ -19,6 +19,7 @@ from klambda_operator.errors import InvalidCode, KubeError, OperatorError
 from klambda_operator.kube import Kube
 from klambda_operator.resources.crds import GROUP, VERSION
 from klambda_operator.resources.meta import LABEL_FUNCTION, LABEL_MANAGED_BY, MANAGER
+from klambda_operator.resources.pods import pod_problem
 from klambda_operator.resources.status import failed_status, ready_condition
 from klambda_operator.settings import OperatorSettings
 
@@ -87,12 +88,13 @@ async def _run(
         if isinstance(exc, KubeError) and exc.status == 409:
             raise kopf.TemporaryError(exc.message, delay=1) from exc
         raise kopf.TemporaryError(exc.message, delay=settings.retry_seconds) from exc
+    problem = status.pop("problem", None)
     status["observedGeneration"] = generation
     status["conditions"] = ready_condition(
         previous,
-        ready=True,
-        reason="Reconciled",
-        message=READY_MESSAGES[kind],
+        ready=problem is None,
+        reason=problem["reason"] if problem else "Reconciled",
+        message=problem["message"] if problem else READY_MESSAGES[kind],
         generation=generation,
         now=_now(),
     )
@@ -164,3 +166,30 @@ async def count_ready(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     except KubeError as exc:
         if exc.status != 404:
             raise
+
+
+@kopf.on.event("", "v1", "pods", labels={LABEL_MANAGED_BY: MANAGER, LABEL_FUNCTION: kopf.PRESENT})
+async def pod_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """A function pod that cannot run marks its Function not Ready at once (the periodic
+    reconcile clears it when the pods are healthy again)."""
+    kube: Kube | None = memo.get("kube")
+    problem = pod_problem(body)
+    if kube is None or problem is None or body.metadata.get("deletionTimestamp"):
+        return
+    namespace = body.metadata.namespace or ""
+    function = body.metadata.labels[LABEL_FUNCTION]
+    fn = await kube.get(f"{GROUP}/{VERSION}", "Function", namespace, function)
+    if fn is None:
+        return
+    status = fn.get("status") or {}
+    conditions = ready_condition(
+        status.get("conditions"),
+        ready=False,
+        reason=problem[0],
+        message=problem[1],
+        generation=int(fn["metadata"].get("generation") or 0),
+        now=_now(),
+    )
+    await kube.patch_status(
+        f"{GROUP}/{VERSION}", "Function", namespace, function, {"conditions": conditions}
+    )

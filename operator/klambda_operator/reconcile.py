@@ -39,6 +39,7 @@ from klambda_operator.resources.meta import (
     owned_metadata,
     version_label,
 )
+from klambda_operator.resources.pods import pod_problem
 from klambda_operator.resources.status import version_sort_key
 from klambda_operator.resources.version import (
     LATEST,
@@ -343,7 +344,9 @@ async def reconcile_function(
         # concurrency included) through /scale from then on.
         await _apply_deployment(kube, build_deployment(version, settings, owner=owner), replicas=0)
     await _collect_garbage(kube, namespace=namespace, function=name, versions=versions)
+    problem = await function_pod_problem(kube, namespace, name)
     return {
+        **({"problem": {"reason": problem[0], "message": problem[1]}} if problem else {}),
         "state": "Active",
         "latestRevision": latest.revision,
         "latestVersion": versions[-1].version if published else "",
@@ -357,6 +360,19 @@ async def reconcile_function(
             for v in versions
         ],
     }
+
+
+async def function_pod_problem(
+    kube: KubeApi, namespace: str, function: str
+) -> tuple[str, str] | None:
+    """The first reason a pod of this function cannot run (current Deployments only)."""
+    for pod in await kube.list("v1", "Pod", namespace, {LABEL_FUNCTION: function}):
+        if pod["metadata"].get("deletionTimestamp"):
+            continue
+        problem = pod_problem(pod)
+        if problem is not None:
+            return problem
+    return None
 
 
 def _function_version(latest: ResolvedVersion, *, number: str, owner: Obj) -> Obj:

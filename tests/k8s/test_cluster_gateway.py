@@ -212,6 +212,12 @@ def test_provisioned_concurrency_gives_ready_pods_before_traffic(
         what="2 provisioned pods Ready",
     )
     assert replicas(cluster, fn_namespace, "warm-v1") == 2
+    fn_path = f"/apis/klambda.io/v1alpha1/namespaces/{fn_namespace}/functions/warm"
+    cluster.wait_for(
+        lambda: cluster.api.get(fn_path).get("status", {}).get("readyEnvironments") == 2,
+        timeout=30,
+        what="status.readyEnvironments == 2",
+    )
     resp = lam.invoke(FunctionName=arn(fn_namespace, "warm"), Qualifier="prod")
     assert resp["ExecutedVersion"] == "1"
     time.sleep(6)  # longer than keep-warm: provisioned environments stay
@@ -312,6 +318,18 @@ def test_pod_that_cannot_start_fails_the_invocation_with_its_cause(
         assert resp.get("FunctionError") == "Unhandled", body
         assert "checksum mismatch" in body["errorMessage"], body
         assert "fetch-code" in body["errorMessage"], body
+        # The operator reports it on the Function too (its pod watch).
+        path = f"/apis/klambda.io/v1alpha1/namespaces/{fn_namespace}/functions/tampered"
+
+        def reason() -> str:
+            conds = (cluster.api.get(path).get("status") or {}).get("conditions") or []
+            return next((c["reason"] for c in conds if c["type"] == "Ready"), "")
+
+        cluster.wait_for(
+            lambda: reason() == "CodeChecksumMismatch",
+            timeout=30,
+            what="Ready=False CodeChecksumMismatch on the Function",
+        )
     finally:
         server.shutdown()
         server.server_close()

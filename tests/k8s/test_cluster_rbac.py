@@ -39,10 +39,12 @@ OPERATOR_ALLOWED = [
     ("patch", "deployments.apps"),
     ("delete", "deployments.apps"),
     ("watch", "deployments.apps"),
+    ("watch", "pods"),  # pod problems -> the Function's Ready condition
 ]
 OPERATOR_DENIED = [
     ("get", "secrets"),
     ("create", "pods"),
+    ("patch", "pods"),
     ("patch", "deployments.apps/scale"),  # replicas belong to the gateway
     ("update", "functionversions.klambda.io"),  # published versions never change
     ("create", "clusterroles.rbac.authorization.k8s.io"),
