@@ -51,6 +51,14 @@ def layer_python_paths(opt_dir: str, *, python_version: tuple[int, int]) -> list
     ]
 
 
+def native_lib_dirs(spec: EnvironmentSpec) -> list[str]:
+    """The function's shared-library directories that exist (``<code>/lib``, ``<opt>/lib``)."""
+    candidates = [os.path.join(spec.code_dir, "lib")]
+    if spec.opt_dir:
+        candidates.append(os.path.join(spec.opt_dir, "lib"))
+    return [d for d in candidates if os.path.isdir(d)]
+
+
 def _join(*parts: str) -> str:
     return os.pathsep.join(p for p in parts if p)
 

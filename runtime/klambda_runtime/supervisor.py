@@ -42,6 +42,7 @@ from klambda_runtime.runtime_env import (
     function_arn,
     is_builtin_python,
     layer_python_paths,
+    native_lib_dirs,
 )
 from klambda_runtime.settings import AgentSettings
 from klambda_runtime.spec import EnvironmentSpec
@@ -73,6 +74,9 @@ class Supervisor:
         self._first_ready: asyncio.Future[InitOutcome] = self._loop.create_future()
         self._log_stream_time = datetime.now(UTC)
         self._started = asyncio.Event()
+        # The dynamic loader reads LD_LIBRARY_PATH only when a program starts, so a forked
+        # runtime cannot see <code>/lib or <opt>/lib: with such directories, exec instead.
+        self._native_libs = native_lib_dirs(spec) != []
         self._delivered_at = 0.0
 
     # ----------------------------------------------------------------- lifecycle
@@ -133,6 +137,7 @@ class Supervisor:
                 is_builtin_python(self.spec.runtime)
                 and self.template is not None
                 and self.template.alive
+                and not self._native_libs
             ):
                 front = [self.spec.code_dir] + layer_python_paths(
                     self.spec.opt_dir, python_version=sys.version_info[:2]

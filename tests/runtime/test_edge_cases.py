@@ -3,7 +3,8 @@ sent anyway and the invocation waits for init), an init that never finishes (the
 invocation times out and the environment resets), a ``provided`` function without a
 bootstrap (Runtime.InvalidEntrypoint), a bootstrap that exits during init without
 reporting (Runtime.ExitError), and runtime restarts after the zygote went away (the
-agent falls back to starting a fresh interpreter).
+agent falls back to starting a fresh interpreter), and a layer's native library directory
+on the loader's path.
 """
 
 from __future__ import annotations
@@ -122,3 +123,28 @@ async def test_init_failure_output_is_in_the_tail(envs: Environments) -> None:
     result = await envs.gateway.invoke(spec.environment_id, b"{}")
     tail = result.log_tail.decode()
     assert tail.index("No module named awslambdaric") < tail.index("START RequestId:")
+
+
+async def test_layer_native_library_is_loadable(envs: Environments, tmp_path: Path) -> None:
+    """``<opt>/lib`` is on LD_LIBRARY_PATH for the loader itself (the runtime is exec'd,
+    not forked, when such a directory exists: the loader reads the variable at start)."""
+    import ctypes.util
+    import shutil
+
+    found = ctypes.util.find_library("z")
+    candidates = [f"/usr/lib/x86_64-linux-gnu/{found}", f"/lib/x86_64-linux-gnu/{found}"]
+    source = next((c for c in candidates if found and os.path.exists(c)), None)
+    if source is None:
+        pytest.skip("no libz to stand in for a layer's native library")
+    opt = tmp_path / "opt"
+    (opt / "lib").mkdir(parents=True)
+    shutil.copy(source, opt / "lib" / "libkltest.so")
+    app = (
+        "import ctypes\n"
+        "def handler(event, context):\n"
+        "    return bool(ctypes.CDLL('libkltest.so'))\n"
+    )
+    spec, _ = await envs.function({"app.py": app}, opt_dir=str(opt))
+    result = await envs.gateway.invoke(spec.environment_id, b"{}")
+    assert result.function_error == "", result.payload
+    assert json.loads(result.payload) is True
