@@ -357,6 +357,8 @@ class TestCluster:
                 f"--node-name={name}",
                 f"--state-dir={agent_dir}",
                 f"--api-port={self.ports['apiserver']}",
+                f"--host-ip=10.240.1.{len(self.nodes) + 1}",  # unique per node of this cluster
+                f"--pod-cidr=10.244.{len(self.nodes) + 1}.0/24",
             ],
             env=env,
         )
