@@ -29,6 +29,7 @@ READY_MESSAGES = {
     "Function": "code and Deployments are in place; invoke it through the gateway",
     "Layer": "layer version published; reference it from spec.layers of a Function",
     "Alias": "alias resolved; invoke it as function:alias",
+    "EventSourceMapping": "poller running",
 }
 
 
@@ -116,10 +117,15 @@ async def _alias(kube: Kube, body: Mapping[str, Any], s: OperatorSettings) -> di
     return await reconcile.reconcile_alias(kube, body)
 
 
+async def _esm(kube: Kube, body: Mapping[str, Any], s: OperatorSettings) -> dict[str, Any]:
+    return await reconcile.reconcile_event_source_mapping(kube, body)
+
+
 _KINDS: dict[str, tuple[str, Reconciler]] = {
     "functions": ("Function", _function),
     "layers": ("Layer", _layer),
     "aliases": ("Alias", _alias),
+    "eventsourcemappings": ("EventSourceMapping", _esm),
 }
 
 

@@ -268,3 +268,24 @@ def test_kill_9_mid_reconcile_converges(
         assert len(cms) == count  # one code ConfigMap per function, no orphans
     finally:
         operator_process.popen = restarted.popen if "restarted" in locals() else None
+
+
+def test_event_source_mapping_says_pollers_are_not_available(
+    klambda_system: TestCluster, operator_process: Proc, fn_namespace: str
+) -> None:
+    cluster = klambda_system
+    esm = {
+        "apiVersion": "klambda.io/v1alpha1",
+        "kind": "EventSourceMapping",
+        "metadata": {"name": "orders-queue", "namespace": fn_namespace},
+        "spec": {
+            "functionName": "hello",
+            "eventSourceArn": "arn:aws:sqs:us-east-1:000000000000:orders",
+        },
+    }
+    apply(cluster, esm)
+    path = f"{API}/{fn_namespace}/eventsourcemappings/orders-queue"
+    cond = cluster.wait_for(
+        lambda: ready_condition(cluster, path), timeout=30, what="a Ready condition"
+    )
+    assert cond["status"] == "False" and cond["reason"] == "PollerNotAvailable"
