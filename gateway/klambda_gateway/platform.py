@@ -115,11 +115,19 @@ class Platform:
         log.info("klambda gateway: HTTP %s, gRPC %s", self.endpoint, address)
 
     async def _watch_registry(self) -> None:
+        """Reconcile at once on every desired-state change (retire old revisions, start
+        provisioned environments); the periodic tick is the fallback."""
         gen = self.registry.generation
         while True:
-            gen = await self.registry.wait_changed(gen)
-            if self.autoscaler is not None:
-                self.autoscaler.tick()
+            try:
+                gen = await self.registry.wait_changed(gen)
+                if self.autoscaler is not None:
+                    self.autoscaler.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reacting to a registry change failed; the tick will catch up")
+                await asyncio.sleep(self.settings.scale_tick_seconds)
 
     async def stop(self) -> None:
         for task in self._tasks:

@@ -1,4 +1,5 @@
-"""Autoscaling with real environment processes: scale from zero on the first invocation,
+"""Autoscaling with real environment processes: scale from zero on the first invocation
+(event-driven, no tick needed), the burst limit on new environments,
 scale to zero after the keep-warm period and back (cold again), burst of concurrent
 invocations served by as many environments, $LATEST updates retiring old environments
 after their in-flight work, and an environment that dies during start failing the
@@ -82,3 +83,27 @@ def test_crash_on_start_fails_fast(platform: Harness) -> None:
     err = json.loads(r["Payload"].read())
     assert err["errorType"].startswith("Runtime."), err
     assert elapsed < platform.settings.queue_timeout_seconds
+
+
+def test_scale_from_zero_is_event_driven(make_platform: Any) -> None:
+    # with a tick of a minute, only the event-driven kick can start the environment
+    h = make_platform(scale_tick_seconds=60.0)
+    h.call(lambda: h.registry.add_function("kick", CODE % "k"))
+    t0 = time.monotonic()
+    r = h.client().invoke(FunctionName="kick", Payload=b"{}")
+    assert r["StatusCode"] == 200 and "FunctionError" not in r
+    assert time.monotonic() - t0 < 10
+
+
+def test_burst_limit_caps_new_environments(make_platform: Any) -> None:
+    # a bucket of 2 tokens that does not refill: 4 concurrent callers share 2 environments
+    h = make_platform(burst_capacity=2, burst_rate_per_second=0.0001, queue_timeout_seconds=20)
+    h.call(lambda: h.registry.add_function("capb", CODE % "c"))
+    c = h.client()
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: c.invoke(FunctionName="capb",
+                                                   Payload=b'{"sleep": 0.5}'), range(4)))
+    assert [r["StatusCode"] for r in results] == [200] * 4
+    assert h.platform is not None
+    assert h.platform.metrics.env_starts.labels(
+        "default", "capb", "$LATEST", "on-demand")._value.get() == 2
