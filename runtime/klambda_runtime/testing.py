@@ -73,6 +73,12 @@ class TestGateway(pb_grpc.EnvironmentGatewayServicer):  # type: ignore[misc]
 
     # ---------------------------------------------------------------- servicer
     async def Connect(self, request_iterator: Any, context: Any) -> None:
+        try:
+            await self._serve_stream(context)
+        except asyncio.CancelledError:  # server stopping: not an error worth a traceback
+            return
+
+    async def _serve_stream(self, context: Any) -> None:
         first = await context.read()
         if first is grpc.aio.EOF or first.WhichOneof("kind") != "register":
             return
