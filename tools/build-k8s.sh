@@ -54,7 +54,7 @@ elif [[ -n "${1:-}" ]]; then
     exit 2
 fi
 
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-mod=mod -buildvcs=false"
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false"
 GO_P="${KLAMBDA_GO_P:-2}"
 mkdir -p "$BIN_DIR"
 BUILD_DATE="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
