@@ -244,3 +244,19 @@ def test_agent_failure_result_is_lambda_shaped() -> None:
     result = agent_failure_result("r", RuntimeError("bug"))
     assert result.function_error == "Unhandled" and result.error_type == "Runtime.Unknown"
     assert json.loads(result.payload)["errorMessage"].endswith("RuntimeError: bug")
+
+
+def test_builtin_runtime_imports_only_the_standard_library() -> None:
+    """The built-in runtime stays small and fork-friendly: no grpc, aiohttp, psutil."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import klambda_runtime.pyruntime.bootstrap, klambda_runtime.pyruntime.client;"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'grpc', 'aiohttp', 'psutil', 'google', 'klambda_proto'});"
+        "print(','.join(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ""
