@@ -140,6 +140,8 @@ class Dispatcher:
         self.on_demand: Callable[[Key], None] = lambda key: None
         # called with an environment id that must be stopped (it stopped answering)
         self.on_stuck: Callable[[str], None] = lambda environment_id: None
+        # called after an environment registered (e.g. the Kubernetes scaler matches pods)
+        self.on_connected: Callable[[Environment], None] = lambda env: None
         self._background: set[asyncio.Task[None]] = set()
 
     # ---------------------------------------------------------------- pools
@@ -313,6 +315,7 @@ class Dispatcher:
         env.registered_at = self._clock()
         if env.state is EnvState.STARTING:
             env.state = EnvState.INITIALIZING
+        self.on_connected(env)
         return env
 
     def _find_pool(self, register: pb.Register) -> Pool | None:
