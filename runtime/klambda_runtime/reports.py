@@ -11,6 +11,21 @@ def start_line(request_id: str, *, version: str) -> str:
     return f"START RequestId: {request_id} Version: {version}\n"
 
 
+def init_start_line(runtime: str) -> str:
+    """Written when a runtime process starts its init (Lambda: ``INIT_START Runtime Version``)."""
+    return f"INIT_START Runtime Version: klambda:{runtime}\n"
+
+
+def init_report_line(
+    *, duration_ms: float, status: str, error_type: str, phase: str = "init"
+) -> str:
+    """Written when an init fails: ``INIT_REPORT Init Duration: … Phase: … Status: …``."""
+    return (
+        f"INIT_REPORT Init Duration: {duration_ms:.2f} ms\tPhase: {phase}\tStatus: {status}\t"
+        f"Error Type: {error_type}\n"
+    )
+
+
 def end_line(request_id: str) -> str:
     return f"END RequestId: {request_id}\n"
 

@@ -180,6 +180,9 @@ class Supervisor:
         gen = RuntimeProcess(pid, exited, read_fd, started, sink=self.sink)
         gen.popen = popen
         self.gen = gen
+        init_start = reports.init_start_line(self.spec.runtime)
+        self.sink.line(init_start)
+        gen.init_log += init_start.encode()
         gen.attach_log()
         exited.add_done_callback(functools.partial(self._on_exit, gen))
         self._sample(gen)
@@ -198,13 +201,11 @@ class Supervisor:
         fut: asyncio.Future[int] = loop.create_future()
         fut.set_result(127)
         gen = RuntimeProcess(-1, fut, -1, started, sink=self.sink)
-        gen.init.set_result(
-            InitOutcome(0.0, errors.INVALID_ENTRYPOINT_TYPE, invalid_entrypoint_payload(exc))
-        )
         self.gen = gen
-        if not self._first_ready.done():
-            self._first_ready.set_result(gen.init.result())
         self.sink.line(f"klambda-agent: cannot start the runtime: {exc}\n")
+        self._init_done(
+            gen, InitOutcome(0.0, errors.INVALID_ENTRYPOINT_TYPE, invalid_entrypoint_payload(exc))
+        )
 
     # ----------------------------------------------------------------- memory
     def _sample(self, gen: RuntimeProcess) -> None:
@@ -223,8 +224,9 @@ class Supervisor:
             gen.kill_tree(signal.SIGKILL)
             self._settle(Outcome("oom"))
             if not gen.init.done():
-                gen.init.set_result(InitOutcome(self._ms_since(gen.started), errors.OOM_ERROR_TYPE))
-                self._note_first(gen)
+                self._init_done(
+                    gen, InitOutcome(self._ms_since(gen.started), errors.OOM_ERROR_TYPE)
+                )
             return
         if not gen.init.done() or self._current is not None:
             gen.sampler = self._loop.call_later(self.settings.memory_sample_s, self._sample, gen)
@@ -233,26 +235,33 @@ class Supervisor:
         return (self._loop.time() - t) * 1000.0
 
     # ----------------------------------------------------------------- Runtime API events
-    def _note_first(self, gen: RuntimeProcess) -> None:
+    def _init_done(self, gen: RuntimeProcess, outcome: InitOutcome) -> None:
+        """Init finished (or failed): record it; a failure gets Lambda's INIT_REPORT line."""
+        if gen.init.done():
+            return
+        gen.init.set_result(outcome)
+        if outcome.error_type:
+            line = reports.init_report_line(
+                duration_ms=outcome.duration_ms, status="error", error_type=outcome.error_type
+            )
+            self.sink.line(line)
+            gen.init_log += line.encode()
         if not self._first_ready.done():
-            self._first_ready.set_result(gen.init.result())
+            self._first_ready.set_result(outcome)
 
     def runtime_ready(self) -> None:
         _log.debug("t=%.6f runtime ready", time.monotonic())
         gen = self.gen
-        if gen is not None and not gen.init.done():
-            gen.init.set_result(InitOutcome(self._ms_since(gen.started)))
-            self._note_first(gen)
+        if gen is not None:
+            self._init_done(gen, InitOutcome(self._ms_since(gen.started)))
 
     def init_error(self, error_type: str, body: bytes) -> None:
         gen = self.gen
-        if gen is not None and not gen.init.done():
-            gen.init.set_result(
-                InitOutcome(
-                    self._ms_since(gen.started), errors.error_type_of(body, error_type), body
-                )
+        if gen is not None:
+            duration = self._ms_since(gen.started)
+            self._init_done(
+                gen, InitOutcome(duration, errors.error_type_of(body, error_type), body)
             )
-            self._note_first(gen)
 
     def invocation_response(self, request_id: str, body: bytes) -> None:
         self._settle(Outcome("response", body), request_id)
@@ -277,12 +286,10 @@ class Supervisor:
         if gen is not self.gen:
             return
         if not gen.init.done():
-            gen.init.set_result(
-                InitOutcome(
-                    self._ms_since(gen.started), errors.EXIT_ERROR_TYPE, returncode=returncode
-                )
+            duration = self._ms_since(gen.started)
+            self._init_done(
+                gen, InitOutcome(duration, errors.EXIT_ERROR_TYPE, returncode=returncode)
             )
-            self._note_first(gen)
         if self._current is not None:
             self._settle(Outcome("exit", returncode=returncode))
         elif gen.init.result().error_type == "" and not self._closed and self._restarting is None:

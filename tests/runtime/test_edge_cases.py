@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -123,6 +124,12 @@ async def test_init_failure_output_is_in_the_tail(envs: Environments) -> None:
     result = await envs.gateway.invoke(spec.environment_id, b"{}")
     tail = result.log_tail.decode()
     assert tail.index("No module named awslambdaric") < tail.index("START RequestId:")
+    assert tail.startswith("INIT_START Runtime Version: klambda:provided\n")
+    assert re.search(
+        r"INIT_REPORT Init Duration: \d+\.\d\d ms\tPhase: init\tStatus: error\t"
+        r"Error Type: Runtime.ExitError\n",
+        tail,
+    )
 
 
 async def test_layer_native_library_is_loadable(envs: Environments, tmp_path: Path) -> None:

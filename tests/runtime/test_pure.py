@@ -75,6 +75,18 @@ def test_report_line(duration: float, init: float, expected: str) -> None:
     )
 
 
+def test_init_lines() -> None:
+    assert (
+        reports.init_start_line("python3.12") == "INIT_START Runtime Version: klambda:python3.12\n"
+    )
+    assert reports.init_report_line(
+        duration_ms=12.345, status="error", error_type="Runtime.ExitError"
+    ) == (
+        "INIT_REPORT Init Duration: 12.35 ms\tPhase: init\tStatus: error\t"
+        "Error Type: Runtime.ExitError\n"
+    )
+
+
 def test_start_end_and_tail() -> None:
     assert reports.start_line("r", version="$LATEST") == "START RequestId: r Version: $LATEST\n"
     assert reports.end_line("r") == "END RequestId: r\n"
