@@ -41,6 +41,10 @@ class MissingConfigMap(OperatorError):
     reason = "ConfigMapNotFound"
 
 
+class MissingServiceAccount(OperatorError):
+    reason = "ServiceAccountNotFound"
+
+
 class UnknownFunction(OperatorError):
     reason = "FunctionNotFound"
 

@@ -121,6 +121,9 @@ async def _esm(kube: Kube, body: Mapping[str, Any], s: OperatorSettings) -> dict
     return await reconcile.reconcile_event_source_mapping(kube, body)
 
 
+# Timers are registered at import, so their interval is read from the environment here.
+_RESYNC = OperatorSettings.from_env().resync_seconds
+
 _KINDS: dict[str, tuple[str, Reconciler]] = {
     "functions": ("Function", _function),
     "layers": ("Layer", _layer),
@@ -146,7 +149,7 @@ def _register(plural: str) -> None:
         await _run(kind, reconciler, body=body, memo=memo, patch=patch)
 
     resync.__name__ = f"resync_{plural}"
-    kopf.timer(GROUP, VERSION, plural, id="resync", interval=30.0, idle=10.0)(resync)
+    kopf.timer(GROUP, VERSION, plural, id="resync", interval=_RESYNC, idle=10.0)(resync)
 
 
 for _plural in _KINDS:

@@ -21,6 +21,7 @@ from klambda_operator.errors import (
     InvalidCode,
     KubeError,
     MissingConfigMap,
+    MissingServiceAccount,
     UnknownFunction,
     UnknownLayer,
     UnknownVersion,
@@ -305,6 +306,12 @@ async def reconcile_function(
         verify_urls=verify_urls,
     )
     layers = await resolve_layers(kube, namespace=namespace, refs=list(spec.get("layers") or []))
+    role = str(spec.get("role") or "")
+    if role and await kube.get("v1", "ServiceAccount", namespace, role) is None:
+        raise MissingServiceAccount(
+            f"spec.role: ServiceAccount {role!r} not found in namespace {namespace}; create it "
+            "(kubectl create serviceaccount ...) or remove spec.role"
+        )
     latest = ResolvedVersion(
         namespace=namespace,
         function_name=name,

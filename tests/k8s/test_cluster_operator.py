@@ -289,3 +289,20 @@ def test_event_source_mapping_says_pollers_are_not_available(
         lambda: ready_condition(cluster, path), timeout=30, what="a Ready condition"
     )
     assert cond["status"] == "False" and cond["reason"] == "PollerNotAvailable"
+
+
+def test_role_is_a_service_account(
+    klambda_system: TestCluster, operator_process: Proc, fn_namespace: str
+) -> None:
+    cluster = klambda_system
+    apply(cluster, function("withrole", fn_namespace, role="reader"))
+    path = f"{API}/{fn_namespace}/functions/withrole"
+    cond = cluster.wait_for(
+        lambda: ready_condition(cluster, path), timeout=30, what="a Ready condition"
+    )
+    assert cond["reason"] == "ServiceAccountNotFound" and "create it" in cond["message"]
+    cluster.ensure_service_account(fn_namespace, "reader")
+    wait_ready(cluster, "function", "withrole", fn_namespace, timeout=60)
+    dep = cluster.api.get(f"/apis/apps/v1/namespaces/{fn_namespace}/deployments/withrole-latest")
+    pod = dep["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "reader" and pod["automountServiceAccountToken"] is True

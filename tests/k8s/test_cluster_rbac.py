@@ -40,11 +40,13 @@ OPERATOR_ALLOWED = [
     ("delete", "deployments.apps"),
     ("watch", "deployments.apps"),
     ("watch", "pods"),  # pod problems -> the Function's Ready condition
+    ("get", "serviceaccounts"),  # spec.role must exist
 ]
 OPERATOR_DENIED = [
     ("get", "secrets"),
     ("create", "pods"),
     ("patch", "pods"),
+    ("create", "serviceaccounts/token"),
     ("patch", "deployments.apps/scale"),  # replicas belong to the gateway
     ("update", "functionversions.klambda.io"),  # published versions never change
     ("create", "clusterroles.rbac.authorization.k8s.io"),

@@ -194,3 +194,22 @@ async def test_alias_resolution() -> None:
     alias["spec"]["functionVersion"] = "9"
     with pytest.raises(UnknownVersion, match="version 9 of function 'hello' does not exist"):
         await reconcile.reconcile_alias(kube, alias)
+
+
+async def test_role_must_name_an_existing_service_account() -> None:
+    from klambda_operator.errors import MissingServiceAccount
+
+    kube = FakeKube()
+    body = _function(kube, role="reader")
+    with pytest.raises(MissingServiceAccount, match="ServiceAccount 'reader' not found"):
+        await _reconcile(kube, body)
+    kube.put(
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": "reader", "namespace": "ns"},
+        }
+    )
+    await _reconcile(kube, body)
+    dep = kube.objects[("Deployment", "ns", "hello-latest")]
+    assert dep["spec"]["template"]["spec"]["serviceAccountName"] == "reader"
