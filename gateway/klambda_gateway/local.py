@@ -84,7 +84,11 @@ async def run_local(settings: LocalSettings, *, manifests: list[str],
     try:
         for line in apply_manifests(registry, manifests):
             log.info("%s", line)
-        platform = Platform(settings, registry=registry, launcher=default_launcher(),
+        launcher = default_launcher()
+        warm = getattr(launcher, "warm", None)
+        if warm is not None:  # boot the zygote now, not on the first cold start
+            await warm()
+        platform = Platform(settings, registry=registry, launcher=launcher,
                             extra_routes=_admin_routes(registry, settings))
         await platform.start()
         log.info("klambda is up: Invoke API %s (gRPC for environments on %s:%d), state in %s",
