@@ -111,3 +111,16 @@ def test_dockerfiles_match_the_chart_commands(dockerfile: str, module: str) -> N
     text = (ROOT / "images" / dockerfile).read_text()
     assert f'"-m", "{module}"' in text
     assert "USER 10001" in text or "USER 1000" in text
+
+
+@pytest.mark.parametrize("dockerfile", ["operator", "gateway", "runtime-python"])
+def test_dockerfile_copy_sources_exist(dockerfile: str) -> None:
+    """Every path a Dockerfile COPYs from the build context exists (there is no Docker engine
+    here to build the images; this catches renamed or missing paths)."""
+    text = (ROOT / "images" / f"{dockerfile}.Dockerfile").read_text()
+    for line in text.splitlines():
+        parts = line.split()
+        if not parts or parts[0] != "COPY" or any(p.startswith("--from") for p in parts):
+            continue
+        for source in parts[1:-1]:
+            assert (ROOT / source).exists(), f"{dockerfile}.Dockerfile copies missing {source}"

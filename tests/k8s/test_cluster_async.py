@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import time
 import uuid
@@ -74,6 +75,9 @@ def test_events_survive_gateway_kill_9(
             return set()
 
     deadline = time.monotonic() + 90
-    while not set(ids) <= ran():
-        assert time.monotonic() < deadline, (ran(), gateway_process.log())
-        time.sleep(0.2)
+    try:
+        while not set(ids) <= ran():
+            assert time.monotonic() < deadline, (ran(), gateway_process.log())
+            time.sleep(0.2)
+    finally:
+        shutil.rmtree(out.parent, ignore_errors=True)
