@@ -1,7 +1,8 @@
 """Workloads on the test control plane: a Deployment's pod runs as a local process and becomes
 Ready (httpGet readiness probe), scaling to 0 stops the process, a crashing container is
 restarted with its restart count and last exit code in the pod status, a failing liveness
-probe restarts a container, init containers run first."""
+probe restarts a container, init containers run first, a tcpSocket readiness probe gates
+Readiness, and deleting a pod also stops descendants that left its process group."""
 
 from __future__ import annotations
 
@@ -202,3 +203,45 @@ def test_pod_deletion_stops_descendants_that_left_the_process_group(
         what="pod parent deleted",
     )
     k8s_cluster.wait_for(lambda: not pid_alive(pid), timeout=5, what="the setsid child to die")
+
+
+def test_tcp_readiness_probe_gates_ready(k8s_cluster: TestCluster, namespace: str) -> None:
+    port = free_port()
+    script = (
+        "import socket, time\n"
+        "time.sleep(4)\n"
+        "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+        f"s.bind(('127.0.0.1', {port})); s.listen()\n"
+        "time.sleep(3600)\n"
+    )
+    path = f"/api/v1/namespaces/{namespace}/pods"
+    k8s_cluster.api.create(
+        path,
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "tcp"},
+            "spec": {
+                "terminationGracePeriodSeconds": 1,
+                "containers": [
+                    {
+                        "name": "main",
+                        "image": "x",
+                        "command": ["python", "-c", script],
+                        "readinessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 1},
+                    }
+                ],
+            },
+        },
+    )
+    k8s_cluster.wait_for(
+        lambda: k8s_cluster.api.get(f"{path}/tcp")["status"].get("phase") == "Running",
+        timeout=30,
+        what="pod tcp running",
+    )
+    assert not is_ready(k8s_cluster.api.get(f"{path}/tcp"))  # nothing listens for 4 s
+    k8s_cluster.wait_for(
+        lambda: is_ready(k8s_cluster.api.get(f"{path}/tcp")),
+        timeout=30,
+        what="pod tcp Ready once the port listens",
+    )
