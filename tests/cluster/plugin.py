@@ -46,8 +46,14 @@ def _release(failed: bool) -> None:
         cluster = _shared["cluster"]
         if _shared["users"] == 0 and isinstance(cluster, TestCluster):
             cluster.stop()
-            if failed or getattr(cluster, "keep_state", False):
-                print(f"\n[k8s_cluster] logs kept in {cluster.state_dir}/logs", file=sys.stderr)
+            if getattr(cluster, "keep_state", False):
+                print(f"\n[k8s_cluster] state kept in {cluster.state_dir}", file=sys.stderr)
+            elif failed:  # keep the logs for debugging, drop the bulk (etcd data, volumes)
+                shutil.rmtree(os.path.join(cluster.state_dir, "etcd"), ignore_errors=True)
+                for node in cluster.nodes:
+                    pods = os.path.join(cluster.state_dir, "nodes", node, "pods")
+                    shutil.rmtree(pods, ignore_errors=True)
+                print(f"\n[k8s_cluster] logs kept in {cluster.state_dir}", file=sys.stderr)
             else:
                 shutil.rmtree(cluster.state_dir, ignore_errors=True)
             _shared["cluster"] = None
