@@ -22,6 +22,7 @@ from klambda_operator.resources.meta import LABEL_FUNCTION, LABEL_MANAGED_BY, MA
 from klambda_operator.resources.pods import pod_problem
 from klambda_operator.resources.status import failed_status, ready_condition
 from klambda_operator.settings import OperatorSettings
+from klambda_operator.verify import UrlVerifier
 
 log = logging.getLogger("klambda_operator")
 
@@ -46,6 +47,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     if "settings" not in memo:
         memo["settings"] = OperatorSettings.from_env()
     memo["kube"] = await Kube.connect()
+    memo["verifier"] = UrlVerifier()  # remembers verified (URL, sha256) pairs
 
 
 @kopf.on.cleanup()
@@ -55,7 +57,9 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         await kube.close()
 
 
-Reconciler = Callable[[Kube, Mapping[str, Any], OperatorSettings], Awaitable[dict[str, Any]]]
+Reconciler = Callable[
+    [Kube, Mapping[str, Any], OperatorSettings, UrlVerifier | None], Awaitable[dict[str, Any]]
+]
 
 
 async def _run(
@@ -71,7 +75,8 @@ async def _run(
     generation = int(body.metadata.get("generation") or 0)
     previous = list((body.get("status") or {}).get("conditions") or [])
     try:
-        status = await reconciler(kube, body, settings)
+        verifier: UrlVerifier | None = memo["verifier"] if settings.verify_urls else None
+        status = await reconciler(kube, body, settings, verifier)
     except OperatorError as exc:
         status = failed_status(
             previous, reason=exc.reason, message=exc.message, generation=generation, now=_now()
@@ -103,21 +108,27 @@ async def _run(
         patch.status[key] = value
 
 
-async def _function(kube: Kube, body: Mapping[str, Any], s: OperatorSettings) -> dict[str, Any]:
-    return await reconcile.reconcile_function(
-        kube, body, settings=s.deployment, verify_urls=s.verify_urls
-    )
+async def _function(
+    kube: Kube, body: Mapping[str, Any], s: OperatorSettings, v: UrlVerifier | None
+) -> dict[str, Any]:
+    return await reconcile.reconcile_function(kube, body, settings=s.deployment, verifier=v)
 
 
-async def _layer(kube: Kube, body: Mapping[str, Any], s: OperatorSettings) -> dict[str, Any]:
-    return await reconcile.reconcile_layer(kube, body, verify_urls=s.verify_urls)
+async def _layer(
+    kube: Kube, body: Mapping[str, Any], s: OperatorSettings, v: UrlVerifier | None
+) -> dict[str, Any]:
+    return await reconcile.reconcile_layer(kube, body, verifier=v)
 
 
-async def _alias(kube: Kube, body: Mapping[str, Any], s: OperatorSettings) -> dict[str, Any]:
+async def _alias(
+    kube: Kube, body: Mapping[str, Any], s: OperatorSettings, v: UrlVerifier | None
+) -> dict[str, Any]:
     return await reconcile.reconcile_alias(kube, body)
 
 
-async def _esm(kube: Kube, body: Mapping[str, Any], s: OperatorSettings) -> dict[str, Any]:
+async def _esm(
+    kube: Kube, body: Mapping[str, Any], s: OperatorSettings, v: UrlVerifier | None
+) -> dict[str, Any]:
     return await reconcile.reconcile_event_source_mapping(kube, body)
 
 

@@ -8,16 +8,12 @@ the status to write. Errors a user can fix are :class:`~klambda_operator.errors.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from collections.abc import Mapping
 from typing import Any
 
-from klambda_operator import fetch
 from klambda_operator.errors import (
-    ChecksumMismatch,
-    FetchFailed,
     InvalidCode,
     KubeError,
     MissingConfigMap,
@@ -48,6 +44,7 @@ from klambda_operator.resources.version import (
     ResolvedLayer,
     ResolvedVersion,
 )
+from klambda_operator.verify import UrlVerifier
 
 LABEL_ARTIFACT = "klambda.io/artifact"
 LABEL_LAYER_VERSION = "klambda.io/layer-version"
@@ -80,15 +77,6 @@ async def _ensure(kube: KubeApi, obj: Mapping[str, Any]) -> None:
     except KubeError as exc:
         if exc.status != 409:
             raise
-
-
-async def _verify_url(location: str, sha256: str, *, field: str) -> None:
-    try:
-        data = await asyncio.to_thread(fetch.download, location, timeout=20.0)
-        fetch.check_sha256(data, url=location, expected=sha256)
-    except fetch.FetchError as exc:
-        cls = ChecksumMismatch if exc.code == fetch.EXIT_CHECKSUM else FetchFailed
-        raise cls(f"{field}.url: {exc}") from exc
 
 
 async def _source_files(
@@ -129,7 +117,7 @@ async def resolve_code(
     field: str,
     name_prefix: str,
     labels: Mapping[str, str],
-    verify_urls: bool,
+    verifier: UrlVerifier | None,
 ) -> tuple[Artifact, Obj | None]:
     """The Artifact of a code source and the ConfigMap to create for it (if any)."""
     namespace, _ = _meta(body)
@@ -138,8 +126,8 @@ async def resolve_code(
     if source.get("url"):
         url = source["url"]
         location, sha256 = str(url["location"]), str(url["sha256"]).lower()
-        if verify_urls:
-            await _verify_url(location, sha256, field=field)
+        if verifier is not None:
+            await verifier.verify(location, sha256, field=field)
         return Artifact(url=location, sha256=sha256), None
     files = await _source_files(kube, source, namespace=namespace, field=field)
     if not files:
@@ -170,7 +158,7 @@ def _layer_artifact(cm: Mapping[str, Any]) -> Artifact:
 
 
 async def reconcile_layer(
-    kube: KubeApi, body: Mapping[str, Any], *, verify_urls: bool
+    kube: KubeApi, body: Mapping[str, Any], *, verifier: UrlVerifier | None
 ) -> dict[str, Any]:
     """Publishes a new layer version when the content changed; returns the status."""
     namespace, name = _meta(body)
@@ -184,7 +172,7 @@ async def reconcile_layer(
         field="spec.content",
         name_prefix=f"{name}-layer",
         labels={},
-        verify_urls=verify_urls,
+        verifier=verifier,
     )
     digest = (
         configmap["metadata"]["labels"][LABEL_DIGEST][:16] if configmap else fetch_digest(artifact)
@@ -290,7 +278,7 @@ async def reconcile_function(
     body: Mapping[str, Any],
     *,
     settings: DeploymentSettings,
-    verify_urls: bool,
+    verifier: UrlVerifier | None,
 ) -> dict[str, Any]:
     """Artifacts, published versions and Deployments of a Function; returns its status."""
     namespace, name = _meta(body)
@@ -303,7 +291,7 @@ async def reconcile_function(
         field="spec.code",
         name_prefix=f"{name}-code",
         labels=base_labels(**{LABEL_FUNCTION: name, LABEL_ARTIFACT: "code"}),
-        verify_urls=verify_urls,
+        verifier=verifier,
     )
     layers = await resolve_layers(kube, namespace=namespace, refs=list(spec.get("layers") or []))
     role = str(spec.get("role") or "")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from klambda_operator.resources.deployment import DeploymentSettings
 
@@ -19,7 +19,6 @@ class OperatorSettings:
     verify_urls: bool = True  # download code URLs at reconcile to report checksum mismatches
     retry_seconds: float = 10.0
     liveness_endpoint: str = ""  # e.g. http://0.0.0.0:8080/healthz
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:

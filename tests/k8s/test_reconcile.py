@@ -55,7 +55,7 @@ def _layer(kube: FakeKube, name: str, files: dict[str, str]) -> dict[str, Any]:
 
 
 async def _reconcile(kube: FakeKube, body: dict[str, Any]) -> dict[str, Any]:
-    return await reconcile.reconcile_function(kube, body, settings=SETTINGS, verify_urls=False)
+    return await reconcile.reconcile_function(kube, body, settings=SETTINGS, verifier=None)
 
 
 async def test_function_creates_code_and_latest_deployment_idempotently() -> None:
@@ -128,11 +128,11 @@ async def test_deployments_start_at_zero_even_with_provisioned_aliases() -> None
 async def test_layers_resolve_latest_or_pinned_and_publish_on_change() -> None:
     kube = FakeKube()
     layer = _layer(kube, "deps", {"python/a.py": "A = 1\n"})
-    s1 = await reconcile.reconcile_layer(kube, layer, verify_urls=False)
+    s1 = await reconcile.reconcile_layer(kube, layer, verifier=None)
     assert s1["latestVersion"] == "1"
-    assert (await reconcile.reconcile_layer(kube, layer, verify_urls=False)) == s1
+    assert (await reconcile.reconcile_layer(kube, layer, verifier=None)) == s1
     layer["spec"]["content"]["inline"]["python/a.py"] = "A = 2\n"
-    s2 = await reconcile.reconcile_layer(kube, layer, verify_urls=False)
+    s2 = await reconcile.reconcile_layer(kube, layer, verifier=None)
     assert [v["version"] for v in s2["versions"]] == ["1", "2"]
     status = await _reconcile(kube, _function(kube, layers=["deps", "deps:1"]))
     assert status["layers"] == ["deps:2", "deps:1"]
@@ -152,7 +152,7 @@ async def test_layers_resolve_latest_or_pinned_and_publish_on_change() -> None:
 )
 async def test_unknown_layer_is_actionable(layers: list[str], needle: str) -> None:
     kube = FakeKube()
-    await reconcile.reconcile_layer(kube, _layer(kube, "deps", {"a": "b"}), verify_urls=False)
+    await reconcile.reconcile_layer(kube, _layer(kube, "deps", {"a": "b"}), verifier=None)
     with pytest.raises(UnknownLayer) as err:
         await _reconcile(kube, _function(kube, layers=layers))
     assert needle in err.value.message and "apply the Layer first" in err.value.message
