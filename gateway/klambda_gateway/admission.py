@@ -25,6 +25,8 @@ class AdmissionInput:
     function_in_flight: int  # this function's admitted invocations
     unreserved_in_flight: int  # namespace-wide, over unreserved functions
     reserved_total: int  # sum of reservations in the namespace
+    sync: bool = True  # a synchronous invocation (RequestResponse) or an async event
+    function_async_in_flight: int = 0  # of function_in_flight, async events
 
 
 @dataclass(frozen=True)
@@ -40,11 +42,21 @@ def unreserved_pool(limits: ConcurrencyLimits, reserved_total: int) -> int:
 
 
 def admit(state: AdmissionInput, limits: ConcurrencyLimits) -> Admission:
-    """Pure: may one more invocation start?"""
+    """Pure: may one more invocation start?
+
+    Synchronous traffic has priority within a reservation: when async events hold part of
+    a function's reserved concurrency, a synchronous invocation is still admitted (up to
+    the reservation counting sync invocations only); it waits in the version's queue, where
+    sync goes first, for the next environment an async event frees — the environments stay
+    capped at the reservation, and further async events are throttled meanwhile.
+    """
     if state.reserved is not None:
-        if state.function_in_flight >= state.reserved:
-            return Admission(False, RESERVED_LIMIT, state.reserved)
-        return Admission(True)
+        if state.function_in_flight < state.reserved:
+            return Admission(True)
+        sync_only = state.function_in_flight - state.function_async_in_flight
+        if state.sync and sync_only < state.reserved:
+            return Admission(True)
+        return Admission(False, RESERVED_LIMIT, state.reserved)
     pool = unreserved_pool(limits, state.reserved_total)
     if state.unreserved_in_flight >= pool:
         return Admission(False, ACCOUNT_LIMIT, pool)

@@ -18,6 +18,7 @@ class Lease:
     namespace: str
     function: str
     unreserved: bool
+    sync: bool = True
     released: bool = False
 
 
@@ -27,6 +28,7 @@ class ConcurrencyTracker:
         self.limits = limits
         self.in_flight: dict[tuple[str, str], int] = {}
         self.unreserved_in_flight: dict[str, int] = {}
+        self.async_in_flight: dict[tuple[str, str], int] = {}
         self._reserved_gen = -1
         self._reserved_total: dict[str, int] = {}
 
@@ -40,7 +42,7 @@ class ConcurrencyTracker:
             self._reserved_total, self._reserved_gen = totals, gen
         return self._reserved_total.get(namespace, 0)
 
-    def acquire(self, fn: FunctionConfig) -> Lease:
+    def acquire(self, fn: FunctionConfig, *, sync: bool = True) -> Lease:
         """Admit one invocation of ``fn`` or raise TooManyRequests (429)."""
         key = (fn.namespace, fn.name)
         decision = admit(AdmissionInput(
@@ -48,6 +50,8 @@ class ConcurrencyTracker:
             function_in_flight=self.in_flight.get(key, 0),
             unreserved_in_flight=self.unreserved_in_flight.get(fn.namespace, 0),
             reserved_total=self.reserved_total(fn.namespace),
+            sync=sync,
+            function_async_in_flight=self.async_in_flight.get(key, 0),
         ), self.limits)
         if not decision.allowed:
             if decision.reason == RESERVED_LIMIT:
@@ -64,7 +68,9 @@ class ConcurrencyTracker:
         if unreserved:
             self.unreserved_in_flight[fn.namespace] = (
                 self.unreserved_in_flight.get(fn.namespace, 0) + 1)
-        return Lease(fn.namespace, fn.name, unreserved)
+        if not sync:
+            self.async_in_flight[key] = self.async_in_flight.get(key, 0) + 1
+        return Lease(fn.namespace, fn.name, unreserved, sync)
 
     def release(self, lease: Lease) -> None:
         if lease.released:
@@ -75,6 +81,8 @@ class ConcurrencyTracker:
         if lease.unreserved:
             self.unreserved_in_flight[lease.namespace] = (
                 self.unreserved_in_flight.get(lease.namespace, 1) - 1)
+        if not lease.sync:
+            self.async_in_flight[key] = self.async_in_flight.get(key, 1) - 1
 
     def function_in_flight(self, namespace: str, name: str) -> int:
         return self.in_flight.get((namespace, name), 0)

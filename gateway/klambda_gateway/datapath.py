@@ -11,7 +11,7 @@ from klambda_proto import environment_pb2 as pb
 
 from klambda_gateway.arn import FunctionRef
 from klambda_gateway.concurrency import ConcurrencyTracker
-from klambda_gateway.dispatch import Dispatcher, Outcome
+from klambda_gateway.dispatch import SYNC, Dispatcher, Outcome
 from klambda_gateway.errors import TooManyRequests
 from klambda_gateway.metrics import GatewayMetrics
 from klambda_gateway.registry import Registry
@@ -60,7 +60,7 @@ class DataPath:
         """Admit and run one invocation; raises TooManyRequests when throttled."""
         fn = target.function
         try:
-            lease = self.tracker.acquire(fn)
+            lease = self.tracker.acquire(fn, sync=kind == SYNC)
         except TooManyRequests as exc:
             self.metrics.throttled(namespace=fn.namespace, function=fn.name,
                                    resource=target.resource, reason=exc.reason)

@@ -1,7 +1,7 @@
 """Async (Event) invocations on a running platform: retries with backoff then the
 on-failure destination with Lambda's record, on-success destination, dead-letter table +
 metrics when nothing is configured, maximum event age, throttled events retried without
-using an attempt, and durability: kill -9 of the platform with events queued, restart,
+using an attempt, synchronous priority over async events inside a reservation, and durability: kill -9 of the platform with events queued, restart,
 every event runs at least once."""
 
 from __future__ import annotations
@@ -231,3 +231,29 @@ def test_kill_9_with_events_queued(tmp_path: Path) -> None:
                  == {str(i) for i in range(n)}, timeout=60, interval=0.2)
     finally:
         second.stop()
+
+
+STAMP = """
+import json, os, pathlib, time, uuid
+def handler(event, context):
+    d = pathlib.Path(os.environ["MARKS"])
+    (d / uuid.uuid4().hex).write_text(json.dumps({"n": event["n"], "t": time.time()}))
+    time.sleep(0.6)
+    return event["n"]
+"""
+
+
+def test_sync_has_priority_over_async(platform: Harness, tmp_path: Path) -> None:
+    stamps = tmp_path / "stamps"
+    stamps.mkdir()
+    platform.call(lambda: platform.registry.add_function(
+        "prio", STAMP, reserved=1, environment={"MARKS": str(stamps)}))
+    c = platform.client()
+    for i in range(3):
+        c.invoke(FunctionName="prio", InvocationType="Event", Payload=json.dumps({"n": i}))
+    wait_for(lambda: list(stamps.iterdir()), timeout=20)  # one async event is running
+    r = c.invoke(FunctionName="prio", Payload=b'{"n": "sync"}')
+    assert r["StatusCode"] == 200 and json.loads(r["Payload"].read()) == "sync"
+    wait_for(lambda: len(list(stamps.iterdir())) == 4, timeout=20)
+    order = [m["n"] for m in sorted(marks(stamps), key=lambda m: m["t"])]
+    assert order[1] == "sync", order  # right after the async event that held the slot

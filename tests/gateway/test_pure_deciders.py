@@ -62,8 +62,18 @@ LIM = ConcurrencyLimits(account_limit=1000, unreserved_floor=100)
     (AdmissionInput(0, 0, 0, 0), False, "ReservedFunctionConcurrentInvocationLimitExceeded"),
     (AdmissionInput(2, 1, 1000, 2), True, ""),  # reserved ignores the shared pool
     (AdmissionInput(2, 2, 0, 2), False, "ReservedFunctionConcurrentInvocationLimitExceeded"),
+    # sync priority inside a reservation: async events hold 2 of 2 slots
+    (AdmissionInput(2, 2, 0, 2, sync=True, function_async_in_flight=2), True, ""),
+    (AdmissionInput(2, 2, 0, 2, sync=True, function_async_in_flight=1), True, ""),
+    (AdmissionInput(2, 3, 0, 2, sync=True, function_async_in_flight=1), False,
+     "ReservedFunctionConcurrentInvocationLimitExceeded"),  # 2 sync already: full
+    (AdmissionInput(2, 2, 0, 2, sync=False, function_async_in_flight=1), False,
+     "ReservedFunctionConcurrentInvocationLimitExceeded"),  # async never displaces
+    (AdmissionInput(0, 0, 0, 0, sync=True), False,
+     "ReservedFunctionConcurrentInvocationLimitExceeded"),
 ], ids=["idle", "busy-ok", "account-full", "shrunk-ok", "shrunk-full", "floor-ok",
-        "floor-full", "reserved-zero", "reserved-own-pool", "reserved-full"])
+        "floor-full", "reserved-zero", "reserved-own-pool", "reserved-full",
+        "sync-over-async", "sync-over-some-async", "sync-full", "async-full", "zero-sync"])
 def test_admit(state: AdmissionInput, allowed: bool, reason: str) -> None:
     decision = admit(state, LIM)
     assert (decision.allowed, decision.reason) == (allowed, reason)
