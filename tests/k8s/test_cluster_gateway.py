@@ -333,3 +333,38 @@ def test_pod_that_cannot_start_fails_the_invocation_with_its_cause(
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_latest_code_update_is_served(
+    klambda_system: TestCluster,
+    operator_process: Proc,
+    gateway_process: Proc,
+    fn_namespace: str,
+    lam: Any,
+) -> None:
+    """Changing $LATEST's code rolls its Deployment; the next invocations run the new code
+    (never the old revision's warm pod)."""
+    cluster = klambda_system
+    apply(cluster, function("evolving", fn_namespace, code=_code("one")))
+    wait_ready(cluster, "function", "evolving", fn_namespace)
+    wait_visible(lam, fn_namespace, "evolving")
+    first = lam.invoke(FunctionName=arn(fn_namespace, "evolving"))
+    assert json.loads(first["Payload"].read()) == "one"
+    path = f"/apis/klambda.io/v1alpha1/namespaces/{fn_namespace}/functions/evolving"
+    old_revision = cluster.api.get(path)["status"]["latestRevision"]
+    apply(cluster, function("evolving", fn_namespace, code=_code("two")))
+    cluster.wait_for(
+        lambda: cluster.api.get(path)["status"].get("latestRevision") not in (None, old_revision),
+        timeout=30,
+        what="new $LATEST revision",
+    )
+    deadline = time.monotonic() + 30
+    while True:  # the gateway's watch picks the new revision up within moments
+        body = json.loads(lam.invoke(FunctionName=arn(fn_namespace, "evolving"))["Payload"].read())
+        if body == "two":
+            break
+        assert body == "one" and time.monotonic() < deadline
+        time.sleep(0.2)
+    for _ in range(3):  # and stays there
+        body = json.loads(lam.invoke(FunctionName=arn(fn_namespace, "evolving"))["Payload"].read())
+        assert body == "two"
