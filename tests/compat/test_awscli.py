@@ -1,0 +1,220 @@
+"""The AWS CLI v1 (the `awscli` package, run as real `aws` subprocesses with dummy
+credentials) against a real local platform.
+
+Covers: `aws lambda invoke` stdout JSON (StatusCode, ExecutedVersion) and the outfile;
+`--payload file://`; FunctionError for a failing function; LogResult with `--log-type
+Tail`; `--invocation-type Event` -> 202 and the function runs; DryRun -> 204; qualifiers
+(`--qualifier`, `name:alias`); service errors on stderr with exit 255 (unknown function,
+non-JSON payload, throttling with the CLI's legacy retries); the management subset
+(get-function, get-function-configuration, list-functions, publish-version,
+list-versions-by-function, list-aliases, get-alias) and `aws lambda wait`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import run_platform
+from .localplatform import EXAMPLES, LocalPlatform, wait_for
+
+ARN = "arn:aws:lambda:us-east-1:000000000000:function"
+
+
+@pytest.fixture(scope="module")
+def plat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlatform]:
+    yield from run_platform(tmp_path_factory, "awscli", [EXAMPLES / "awscli.yaml"])
+
+
+def invoke(plat: LocalPlatform, tmp_path: Path, *args: str) -> tuple[int, dict, str, str]:
+    """`aws lambda invoke ARGS out.json` -> (exit code, stdout JSON, outfile text, stderr)."""
+    out = tmp_path / "out.json"
+    out.unlink(missing_ok=True)
+    cp = plat.aws("lambda", "invoke", *args, str(out), cwd=tmp_path)
+    stdout = json.loads(cp.stdout) if cp.returncode == 0 else {}
+    return cp.returncode, stdout, out.read_text() if out.exists() else "", cp.stderr
+
+
+def test_invoke_sync(plat: LocalPlatform, tmp_path: Path) -> None:
+    rc, stdout, body, err = invoke(plat, tmp_path, "--function-name", "cli-hello",
+                                   "--payload", '{"name":"x"}')
+    assert rc == 0, err
+    assert stdout == {"StatusCode": 200, "ExecutedVersion": "$LATEST"}
+    assert json.loads(body) == {"hello": "x", "version": "$LATEST"}
+
+
+def test_invoke_payload_from_file_and_full_arn(plat: LocalPlatform, tmp_path: Path) -> None:
+    (tmp_path / "in.json").write_text('{"name": "from-file"}')
+    rc, stdout, body, err = invoke(plat, tmp_path, "--function-name", f"{ARN}:cli-hello",
+                                   "--payload", "file://in.json")
+    assert rc == 0, err
+    assert stdout["StatusCode"] == 200
+    assert json.loads(body)["hello"] == "from-file"
+
+
+def test_invoke_function_error(plat: LocalPlatform, tmp_path: Path) -> None:
+    rc, stdout, body, err = invoke(plat, tmp_path, "--function-name", "cli-fail",
+                                   "--payload", '{"x": 7}')
+    assert rc == 0, err  # a function error is not a CLI error
+    assert stdout == {"StatusCode": 200, "FunctionError": "Unhandled",
+                      "ExecutedVersion": "$LATEST"}
+    error = json.loads(body)
+    assert error["errorType"] == "ValueError" and error["errorMessage"] == "cannot handle 7"
+    assert error["requestId"] and isinstance(error["stackTrace"], list)
+
+
+def test_invoke_log_tail(plat: LocalPlatform, tmp_path: Path) -> None:
+    rc, stdout, _, err = invoke(plat, tmp_path, "--function-name", "cli-hello",
+                                "--payload", '{"name":"tail"}', "--log-type", "Tail")
+    assert rc == 0, err
+    log = base64.b64decode(stdout["LogResult"]).decode()
+    lines = log.splitlines()
+    start = next(line for line in lines if line.startswith("START RequestId: "))
+    request_id = start.split()[2]
+    assert start.endswith("Version: $LATEST")
+    assert 'got {"name": "tail"}' in lines
+    assert f"END RequestId: {request_id}" in lines
+    report = next(line for line in lines if line.startswith("REPORT RequestId: "))
+    assert request_id in report and "\tDuration: " in report and "Max Memory Used: " in report
+
+
+def test_invoke_event_is_202_and_runs(plat: LocalPlatform, tmp_path: Path) -> None:
+    rc, stdout, body, err = invoke(plat, tmp_path, "--function-name", "cli-hello",
+                                   "--invocation-type", "Event",
+                                   "--payload", '{"name":"async-cli"}')
+    assert rc == 0, err
+    assert stdout == {"StatusCode": 202}
+    assert body == ""
+    wait_for(lambda: 'got {"name": "async-cli"}' in plat.log("cli-hello"),
+             what="the Event invocation ran")
+
+
+def test_invoke_dry_run_is_204(plat: LocalPlatform, tmp_path: Path) -> None:
+    rc, stdout, body, err = invoke(plat, tmp_path, "--function-name", "cli-hello",
+                                   "--invocation-type", "DryRun")
+    assert rc == 0, err
+    assert stdout == {"StatusCode": 204}
+    assert body == ""
+
+
+def test_invoke_qualifiers(plat: LocalPlatform, tmp_path: Path) -> None:
+    rc, stdout, body, err = invoke(plat, tmp_path, "--function-name", "cli-hello",
+                                   "--qualifier", "live", "--payload", "{}")
+    assert rc == 0, err
+    assert stdout["ExecutedVersion"] == "1" and json.loads(body)["version"] == "1"
+    rc, stdout, body, err = invoke(plat, tmp_path, "--function-name", "cli-hello:1")
+    assert rc == 0, err
+    assert stdout["ExecutedVersion"] == "1"
+
+
+def test_unknown_function_exit_255(plat: LocalPlatform, tmp_path: Path) -> None:
+    rc, _, body, err = invoke(plat, tmp_path, "--function-name", "nope")
+    assert rc == 255
+    assert ("An error occurred (ResourceNotFoundException) when calling the Invoke operation: "
+            f"Function not found: {ARN}:nope") in err
+    assert body == ""
+
+
+def test_unknown_alias_exit_255(plat: LocalPlatform, tmp_path: Path) -> None:
+    rc, _, _, err = invoke(plat, tmp_path, "--function-name", "cli-hello",
+                           "--qualifier", "nosuch")
+    assert rc == 255
+    assert f"(ResourceNotFoundException) when calling the Invoke operation: Function not " \
+           f"found: {ARN}:cli-hello:nosuch" in err
+
+
+def test_non_json_payload_exit_255(plat: LocalPlatform, tmp_path: Path) -> None:
+    rc, _, _, err = invoke(plat, tmp_path, "--function-name", "cli-hello",
+                           "--payload", "not json")
+    assert rc == 255
+    assert "An error occurred (InvalidRequestContentException) when calling the Invoke " \
+           "operation: Could not parse request body into json" in err
+
+
+def test_throttled_after_cli_retries(plat: LocalPlatform, tmp_path: Path) -> None:
+    before = plat.metric("klambda_throttles_total", function="cli-throttled")
+    out = tmp_path / "out.json"
+    # the CLI's legacy retry mode; AWS_MAX_ATTEMPTS keeps the backoff short (1 retry)
+    cp = plat.aws("lambda", "invoke", "--function-name", "cli-throttled", str(out),
+                  cwd=tmp_path, extra_env={"AWS_MAX_ATTEMPTS": "2", "AWS_RETRY_MODE": "legacy"})
+    assert cp.returncode == 255
+    assert ("An error occurred (TooManyRequestsException) when calling the Invoke operation "
+            "(reached max retries: 1): ") in cp.stderr
+    after = plat.metric("klambda_throttles_total", function="cli-throttled")
+    assert after - before == 2  # the first attempt and one retry both reached the platform
+
+
+# -- management subset -------------------------------------------------------------------
+
+
+def aws_json(plat: LocalPlatform, *args: str) -> dict:
+    cp = plat.aws("lambda", *args)
+    assert cp.returncode == 0, cp.stderr
+    return json.loads(cp.stdout)  # type: ignore[no-any-return]
+
+
+def test_get_function(plat: LocalPlatform) -> None:
+    got = aws_json(plat, "get-function", "--function-name", "cli-hello")
+    cfg = got["Configuration"]
+    assert cfg["FunctionName"] == "cli-hello" and cfg["Version"] == "$LATEST"
+    assert cfg["FunctionArn"] == f"{ARN}:cli-hello"
+    assert (cfg["Runtime"], cfg["Handler"], cfg["State"]) == ("python3.12", "app.handler",
+                                                               "Active")
+    assert (cfg["Timeout"], cfg["MemorySize"]) == (3, 128)
+    assert len(base64.b64decode(cfg["CodeSha256"])) == 32
+    one = aws_json(plat, "get-function", "--function-name", "cli-hello", "--qualifier", "1")
+    assert one["Configuration"]["Version"] == "1"
+    assert one["Configuration"]["FunctionArn"] == f"{ARN}:cli-hello:1"
+    assert one["Configuration"]["CodeSha256"] == cfg["CodeSha256"]
+    conf = aws_json(plat, "get-function-configuration", "--function-name", "cli-hello")
+    assert conf == cfg
+
+
+def test_get_function_unknown(plat: LocalPlatform) -> None:
+    cp = plat.aws("lambda", "get-function", "--function-name", "nope")
+    assert cp.returncode == 255
+    assert "An error occurred (ResourceNotFoundException) when calling the GetFunction " \
+           f"operation: Function not found: {ARN}:nope" in cp.stderr
+
+
+def test_list_functions(plat: LocalPlatform) -> None:
+    got = aws_json(plat, "list-functions")
+    names = {f["FunctionName"] for f in got["Functions"]}
+    assert {"cli-hello", "cli-fail", "cli-throttled"} <= names
+    assert all(f["Version"] == "$LATEST" for f in got["Functions"])
+
+
+def test_versions_publish_and_aliases(plat: LocalPlatform) -> None:
+    versions = aws_json(plat, "list-versions-by-function", "--function-name", "cli-hello")
+    assert [v["Version"] for v in versions["Versions"]] == ["$LATEST", "1"]
+    # nothing changed since version 1: PublishVersion returns it (Lambda's rule)
+    published = aws_json(plat, "publish-version", "--function-name", "cli-hello",
+                         "--description", "again")
+    assert published["Version"] == "1" and published["FunctionArn"] == f"{ARN}:cli-hello:1"
+    alias = aws_json(plat, "get-alias", "--function-name", "cli-hello", "--name", "live")
+    assert alias["Name"] == "live" and alias["FunctionVersion"] == "1"
+    assert alias["AliasArn"] == f"{ARN}:cli-hello:live"
+    assert alias["Description"] == "what users call"
+    listed = aws_json(plat, "list-aliases", "--function-name", "cli-hello")
+    assert [a["Name"] for a in listed["Aliases"]] == ["live"]
+    cp = plat.aws("lambda", "get-alias", "--function-name", "cli-hello", "--name", "gone")
+    assert cp.returncode == 255 and "(ResourceNotFoundException)" in cp.stderr
+
+
+def test_publish_new_version_of_changed_function(plat: LocalPlatform) -> None:
+    cp = plat.aws("lambda", "publish-version", "--function-name", "cli-fail")
+    assert cp.returncode == 0, cp.stderr
+    assert json.loads(cp.stdout)["Version"] == "1"
+    again = aws_json(plat, "list-versions-by-function", "--function-name", "cli-fail")
+    assert [v["Version"] for v in again["Versions"]] == ["$LATEST", "1"]
+
+
+def test_wait_function_active(plat: LocalPlatform) -> None:
+    cp = plat.aws("lambda", "wait", "function-active-v2", "--function-name", "cli-hello")
+    assert cp.returncode == 0, cp.stderr
+    cp = plat.aws("lambda", "wait", "function-exists", "--function-name", "cli-hello")
+    assert cp.returncode == 0, cp.stderr
