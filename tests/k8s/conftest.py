@@ -178,6 +178,9 @@ def gateway_ports() -> dict[str, int]:
     return {"http": free_port(), "grpc": free_port()}
 
 
+OPERATOR_HEALTH_PORT = free_port()
+
+
 def start_operator(cluster: TestCluster, logs: str, grpc_port: int) -> Proc:
     kubeconfig = cluster.kubeconfig_for_service_account(
         SYSTEM_NS, f"{RELEASE}-operator", create=False
@@ -187,6 +190,7 @@ def start_operator(cluster: TestCluster, logs: str, grpc_port: int) -> Proc:
         KLAMBDA_GATEWAY_GRPC_ADDRESS=f"127.0.0.1:{grpc_port}",
         KLAMBDA_OPERATOR_RETRY_SECONDS="2",
         KLAMBDA_OPERATOR_VERIFY_URLS="1",
+        KLAMBDA_OPERATOR_LIVENESS=f"http://127.0.0.1:{OPERATOR_HEALTH_PORT}/healthz",
     )
     return Proc("operator", [sys.executable, "-m", "klambda_operator"], env, logs).start()
 

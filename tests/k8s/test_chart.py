@@ -124,3 +124,25 @@ def test_dockerfile_copy_sources_exist(dockerfile: str) -> None:
             continue
         for source in parts[1:-1]:
             assert (ROOT / source).exists(), f"{dockerfile}.Dockerfile copies missing {source}"
+
+
+@pytest.mark.parametrize(
+    ("flag", "needle"),
+    [
+        ("gateway.replicas=2", "gateway.replicas"),
+        ("runtime.runAsUser=0", "runtime.runAsUser"),
+        ("gateway.service.type=Ingress", "gateway.service.type"),
+    ],
+)
+def test_values_schema_rejects_unsupported_values(flag: str, needle: str) -> None:
+    helm = helm_binary()
+    if helm is None:
+        pytest.skip("helm binary missing: run tools/build-k8s.sh")
+    res = subprocess.run(
+        [helm, "template", "klambda", str(CHART), "--set", flag],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert res.returncode != 0 and needle.split(".")[-1] in res.stderr, res.stderr

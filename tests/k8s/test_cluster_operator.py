@@ -306,3 +306,23 @@ def test_role_is_a_service_account(
     dep = cluster.api.get(f"/apis/apps/v1/namespaces/{fn_namespace}/deployments/withrole-latest")
     pod = dep["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "reader" and pod["automountServiceAccountToken"] is True
+
+
+def test_liveness_endpoint_of_the_chart_probe(
+    klambda_system: TestCluster, operator_process: Proc
+) -> None:
+    """The chart probes the operator at /healthz (Kopf's liveness endpoint)."""
+    import urllib.request
+
+    from .conftest import OPERATOR_HEALTH_PORT
+
+    url = f"http://127.0.0.1:{OPERATOR_HEALTH_PORT}/healthz"
+
+    def healthy() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
+
+    klambda_system.wait_for(healthy, timeout=30, what="operator /healthz")
