@@ -114,10 +114,10 @@ class AsyncWorker:
         await self._store.release_owner(self._owner)
         s = self._settings
         while True:
+            self._wake.clear()
             free = s.async_max_in_flight - len(self._running)
-            events: list[AsyncEvent] = []
+            timeout = s.async_poll_seconds
             if free > 0:
-                self._wake.clear()
                 events = await self._store.lease(now=time.time(), limit=free,
                                                  lease_seconds=s.async_lease_seconds,
                                                  owner=self._owner)
@@ -125,17 +125,16 @@ class AsyncWorker:
                     task = asyncio.create_task(self._process(event))
                     self._running.add(task)
                     task.add_done_callback(self._done)
-            if events and len(events) == free:
-                continue
-            timeout = s.async_poll_seconds
-            due = await self._store.next_due()
-            if due is not None:
-                timeout = min(timeout, max(0.0, due - time.time()))
-            if timeout > 0:
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout)
-                except TimeoutError:
-                    pass
+                if len(events) == free:
+                    continue  # there may be more due right now
+                due = await self._store.next_due()
+                if due is not None:
+                    timeout = min(timeout, due - time.time())
+            # at capacity: a finishing event sets _wake; never spin
+            try:
+                await asyncio.wait_for(self._wake.wait(), max(timeout, 0.01))
+            except TimeoutError:
+                pass
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
