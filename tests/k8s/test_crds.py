@@ -121,3 +121,11 @@ def test_spec_schemas_are_the_model_s(kind: str) -> None:
             model_rules
             == [r["rule"] for r in mine.get("x-kubernetes-validations", [])][: len(model_rules)]
         )
+
+
+def test_names_are_the_model_s() -> None:
+    from klambda_model.crd import PLURALS
+
+    for kind, (plural, short) in PLURALS.items():
+        names = _by_kind()[kind]["spec"]["names"]
+        assert (names["plural"], names["shortNames"]) == (plural, list(short))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from klambda_model.crd import PLURALS as MODEL_NAMES
 from klambda_model.crd import crd_schema as model_crd_schema
 
 GROUP = "klambda.io"
@@ -236,7 +237,7 @@ def build_crds() -> list[dict[str, Any]]:
         _crd(
             kind="Function",
             plural="functions",
-            short_names=["fn", "fns"],
+            short_names=list(MODEL_NAMES["Function"][1]),
             spec=model_spec_schema("Function"),
             status_props={
                 "state": _STATE,
@@ -278,7 +279,7 @@ def build_crds() -> list[dict[str, Any]]:
         _crd(
             kind="Layer",
             plural="layers",
-            short_names=["lyr"],
+            short_names=list(MODEL_NAMES["Layer"][1]),
             spec=model_spec_schema("Layer"),
             status_props={
                 "state": _STATE,
@@ -298,7 +299,7 @@ def build_crds() -> list[dict[str, Any]]:
         _crd(
             kind="Alias",
             plural="aliases",
-            short_names=["fnalias"],
+            short_names=list(MODEL_NAMES["Alias"][1]),
             spec=model_spec_schema("Alias"),
             status_props={
                 "state": _STATE,
@@ -319,7 +320,7 @@ def build_crds() -> list[dict[str, Any]]:
         _crd(
             kind="EventSourceMapping",
             plural="eventsourcemappings",
-            short_names=["esm"],
+            short_names=list(MODEL_NAMES["EventSourceMapping"][1]),
             spec=model_spec_schema("EventSourceMapping"),
             status_props={"state": _STATE},
             columns=[
