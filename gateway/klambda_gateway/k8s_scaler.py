@@ -111,9 +111,11 @@ class K8sScaler:
         namespaces: tuple[str, ...] = (),
         match_interval: float = 0.05,
         watch_pods: bool = True,
+        apps: Any = None,  # AppsV1Api / CoreV1Api; tests pass in-memory stand-ins
+        core: Any = None,
     ) -> None:
-        self._apps = client.AppsV1Api(api)
-        self._core = client.CoreV1Api(api)
+        self._apps = apps or client.AppsV1Api(api)
+        self._core = core or client.CoreV1Api(api)
         self._dispatcher = dispatcher
         self._namespaces = namespaces
         self._interval = match_interval

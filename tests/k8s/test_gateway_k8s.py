@@ -262,3 +262,58 @@ async def test_failing_pod_fails_the_waiting_invocation_with_its_cause() -> None
     finally:
         await scaler.close()
         await api.close()
+
+
+class FakeApps:
+    """What K8sScaler calls on AppsV1Api: PATCH deployments/{name}/scale."""
+
+    def __init__(self) -> None:
+        self.scale: dict[tuple[str, str], int] = {}
+
+    async def patch_namespaced_deployment_scale(
+        self, name: str, namespace: str, body: dict[str, Any]
+    ) -> None:
+        self.scale[(namespace, name)] = body["spec"]["replicas"]
+
+
+class FakeCore:
+    """What K8sScaler calls on CoreV1Api: PATCH pods/{name} (deletion cost)."""
+
+    def __init__(self) -> None:
+        self.annotations: dict[str, dict[str, str]] = {}
+
+    async def patch_namespaced_pod(self, name: str, namespace: str, body: dict[str, Any]) -> None:
+        self.annotations.setdefault(name, {}).update(body["metadata"]["annotations"])
+
+
+async def test_scale_up_match_and_targeted_scale_down() -> None:
+    dispatcher = Dispatcher()
+    apps, core = FakeApps(), FakeCore()
+    api = client.ApiClient()
+    scaler = K8sScaler(api, dispatcher, watch_pods=False, apps=apps, core=core)
+    try:
+        for env_id in ("slot-a", "slot-b"):
+            dispatcher.add_starting(VERSION, env_id, provisioned=False)
+        await scaler.start(VERSION, ["slot-a", "slot-b"], provisioned=False)
+        assert apps.scale == {("ns", "hello-latest"): 2}
+        pods = ["hello-latest-x1", "hello-latest-x2"]
+        for pod in pods:  # registering pods take the slots at once (wrapped `connected`)
+            assert dispatcher.connected(_register(pod), asyncio.Queue()) is not None
+        assert dispatcher.environment("slot-a") is None
+        assert dispatcher.environment("slot-b") is None
+        stopped = dispatcher.stop([pods[0]])
+        await scaler.stop(stopped)
+        assert core.annotations == {
+            pods[0]: {"controller.kubernetes.io/pod-deletion-cost": "-1000"}
+        }
+        assert apps.scale == {("ns", "hello-latest"): 1}
+        # A slot nobody took yet is closed without touching any pod.
+        dispatcher.add_starting(VERSION, "slot-c", provisioned=False)
+        await scaler.start(VERSION, ["slot-c"], provisioned=False)
+        assert apps.scale[("ns", "hello-latest")] == 2
+        await scaler.stop(["slot-c"])
+        assert apps.scale[("ns", "hello-latest")] == 1
+        assert list(core.annotations) == [pods[0]]
+    finally:
+        await scaler.close()
+        await api.close()
