@@ -30,7 +30,9 @@ class GatewaySettings:
     region: str = "us-east-1"
     account_id: str = "000000000000"  # maps to the namespace "default" in ARNs
     # dispatch
-    queue_timeout_seconds: float = 10.0  # max wait for an environment before 429 + Retry-After
+    # max wait for an environment before 429 + Retry-After; above Lambda's 10 s init limit so
+    # a cold start that uses the whole init budget still gets its (init error) answer
+    queue_timeout_seconds: float = 15.0
     # concurrency
     account_concurrency: int = 1000  # per namespace
     unreserved_floor: int = 100  # reservations can never eat these

@@ -13,7 +13,7 @@ from klambda_gateway.settings import GatewaySettings, LocalSettings
 def test_defaults() -> None:
     s = GatewaySettings.from_env({})
     assert (s.host, s.port, s.state_dir) == ("127.0.0.1", 9000, "./.klambda")
-    assert (s.queue_timeout_seconds, s.keep_warm_seconds) == (10.0, 60.0)
+    assert (s.queue_timeout_seconds, s.keep_warm_seconds) == (15.0, 60.0)
     assert (s.account_concurrency, s.unreserved_floor) == (1000, 100)
     assert s.async_payload_limit == 1_048_576
     assert LocalSettings is GatewaySettings
