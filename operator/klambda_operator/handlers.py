@@ -62,38 +62,24 @@ Reconciler = Callable[
 ]
 
 
-async def _run(
-    kind: str,
-    reconciler: Reconciler,
-    *,
-    body: kopf.Body,
-    memo: kopf.Memo,
-    patch: kopf.Patch,
-) -> None:
+async def _status(
+    kind: str, reconciler: Reconciler, body: Mapping[str, Any], memo: kopf.Memo
+) -> tuple[dict[str, Any], OperatorError | None]:
+    """Reconciles ``body``; returns the whole status to write (with its Ready condition) and
+    the user-facing error, if any."""
     kube: Kube = memo["kube"]
     settings: OperatorSettings = memo["settings"]
-    generation = int(body.metadata.get("generation") or 0)
+    meta = body["metadata"]
+    generation = int(meta.get("generation") or 0)
     previous = list((body.get("status") or {}).get("conditions") or [])
     try:
         verifier: UrlVerifier | None = memo["verifier"] if settings.verify_urls else None
         status = await reconciler(kube, body, settings, verifier)
     except OperatorError as exc:
-        status = failed_status(
+        failed = failed_status(
             previous, reason=exc.reason, message=exc.message, generation=generation, now=_now()
         )
-        await kube.patch_status(
-            str(body["apiVersion"]),
-            kind,
-            body.metadata.namespace or "",
-            body.metadata.name,
-            status,
-        )
-        log.warning("%s %s/%s: %s", kind, body.metadata.namespace, body.metadata.name, exc)
-        if isinstance(exc, InvalidCode):
-            raise kopf.PermanentError(exc.message) from exc
-        if isinstance(exc, KubeError) and exc.status == 409:
-            raise kopf.TemporaryError(exc.message, delay=1) from exc
-        raise kopf.TemporaryError(exc.message, delay=settings.retry_seconds) from exc
+        return failed, exc
     problem = status.pop("problem", None)
     status["observedGeneration"] = generation
     status["conditions"] = ready_condition(
@@ -104,8 +90,67 @@ async def _run(
         generation=generation,
         now=_now(),
     )
+    return status, None
+
+
+async def _run(
+    kind: str,
+    reconciler: Reconciler,
+    *,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    patch: kopf.Patch,
+) -> None:
+    kube: Kube = memo["kube"]
+    settings: OperatorSettings = memo["settings"]
+    status, error = await _status(kind, reconciler, body, memo)
+    if error is not None:
+        await kube.patch_status(
+            str(body["apiVersion"]),
+            kind,
+            body.metadata.namespace or "",
+            body.metadata.name,
+            status,
+        )
+        log.warning("%s %s/%s: %s", kind, body.metadata.namespace, body.metadata.name, error)
+        if isinstance(error, InvalidCode):
+            raise kopf.PermanentError(error.message) from error
+        if isinstance(error, KubeError) and error.status == 409:
+            raise kopf.TemporaryError(error.message, delay=1) from error
+        raise kopf.TemporaryError(error.message, delay=settings.retry_seconds) from error
     for key, value in status.items():
         patch.status[key] = value
+    previous_latest = str((body.get("status") or {}).get("latestVersion") or "")
+    if kind in ("Function", "Layer") and status.get("latestVersion", "") != previous_latest:
+        await _refresh_dependents(kind, body, memo)
+
+
+async def _refresh_dependents(kind: str, body: Mapping[str, Any], memo: kopf.Memo) -> None:
+    """A new function or layer version: reconcile what refers to it now (aliases of the
+    function; functions using the layer without a pinned version) instead of at their next
+    retry or resync."""
+    kube: Kube = memo["kube"]
+    namespace, name = str(body["metadata"]["namespace"]), str(body["metadata"]["name"])
+    if kind == "Function":
+        targets = [
+            ("Alias", _alias, a)
+            for a in await kube.list(f"{GROUP}/{VERSION}", "Alias", namespace, {})
+            if (a.get("spec") or {}).get("functionName") == name
+        ]
+    else:
+        targets = [
+            ("Function", _function, f)
+            for f in await kube.list(f"{GROUP}/{VERSION}", "Function", namespace, {})
+            if name in ((f.get("spec") or {}).get("layers") or [])
+        ]
+    for dep_kind, reconciler, obj in targets:
+        status, _ = await _status(dep_kind, reconciler, obj, memo)
+        try:
+            await kube.patch_status(
+                f"{GROUP}/{VERSION}", dep_kind, namespace, obj["metadata"]["name"], status
+            )
+        except KubeError as exc:  # deleted meanwhile: nothing to refresh
+            log.info("refreshing %s %s failed: %s", dep_kind, obj["metadata"]["name"], exc)
 
 
 async def _function(

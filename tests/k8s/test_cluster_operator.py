@@ -326,3 +326,38 @@ def test_liveness_endpoint_of_the_chart_probe(
             return False
 
     klambda_system.wait_for(healthy, timeout=30, what="operator /healthz")
+
+
+def test_functions_follow_a_new_layer_version_at_once(
+    klambda_system: TestCluster, operator_process: Proc, fn_namespace: str
+) -> None:
+    """A Layer change publishes layer version 2 and re-reconciles the functions that use the
+    layer without pinning it (well before the 30 s resync)."""
+    cluster = klambda_system
+
+    def layer(text: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "klambda.io/v1alpha1",
+            "kind": "Layer",
+            "metadata": {"name": "deps", "namespace": fn_namespace},
+            "spec": {"content": {"inline": {"python/deps.py": text}}},
+        }
+
+    apply(
+        cluster,
+        layer("V = 1\n"),
+        function("user", fn_namespace, layers=["deps"]),
+        function("pinned", fn_namespace, layers=["deps:1"]),
+    )
+    wait_ready(cluster, "function", "user", fn_namespace)
+    wait_ready(cluster, "function", "pinned", fn_namespace)
+    apply(cluster, layer("V = 2\n"))
+
+    def layers_of(name: str) -> list[str]:
+        fn = cluster.api.get(f"{API}/{fn_namespace}/functions/{name}")
+        return list((fn.get("status") or {}).get("layers") or [])
+
+    cluster.wait_for(
+        lambda: layers_of("user") == ["deps:2"], timeout=15, what="the unpinned function on deps:2"
+    )
+    assert layers_of("pinned") == ["deps:1"]
