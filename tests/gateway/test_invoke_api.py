@@ -1,4 +1,5 @@
 """The Invoke API through boto3 (real botocore parsing) against a running platform:
+namespaces from the ARN account field,
 results, qualifiers and ARNs, Tail logs, executed version, function errors, Event -> 202
 and executed, DryRun -> 204, 404 for unknown function / version / alias, 413 for sync and
 async payloads over the limit, 400 for non-JSON bodies and bad parameters, client context,
@@ -204,3 +205,14 @@ def test_metrics_and_healthz(echo: Harness) -> None:
            'phase="init"} 1.0' in text
     assert 'klambda_environments{function="echo",namespace="default",state="idle",' \
            'version="$LATEST"} 1.0' in text
+
+
+def test_namespace_from_arn_account(platform: Harness) -> None:
+    platform.call(lambda: platform.registry.add_function("echo", ECHO, namespace="team-a"))
+    c = platform.client()
+    arn = "arn:aws:lambda:us-east-1:team-a:function:echo"
+    body = json.loads(c.invoke(FunctionName=arn, Payload=b"{}")["Payload"].read())
+    assert body["arn"] == arn
+    assert c.invoke(FunctionName="team-a:function:echo", Payload=b"{}")["StatusCode"] == 200
+    with pytest.raises(c.exceptions.ResourceNotFoundException):
+        c.invoke(FunctionName="echo", Payload=b"{}")  # plain names mean "default"
