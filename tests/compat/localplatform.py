@@ -20,7 +20,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import boto3
 import botocore.config
@@ -87,10 +87,12 @@ class LocalPlatform:
             return m.group(1) if m else None
 
         try:
-            self.endpoint = wait_for(up, timeout=timeout, what="platform start")
+            endpoint = wait_for(up, timeout=timeout, what="platform start")
         except BaseException:
             self.stop()
             raise
+        assert endpoint is not None
+        self.endpoint = endpoint
         return self
 
     def stop(self) -> None:
@@ -104,7 +106,7 @@ class LocalPlatform:
             proc.kill()
             proc.wait(10)
 
-    def __enter__(self) -> LocalPlatform:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -129,7 +131,7 @@ class LocalPlatform:
         env.update(extra_env or {})
         return subprocess.run([str(BIN / "aws"), *args, "--endpoint-url", self.endpoint],
                               capture_output=True, text=True, timeout=timeout, env=env,
-                              cwd=cwd, stdin=subprocess.DEVNULL)
+                              cwd=cwd, stdin=subprocess.DEVNULL, check=False)
 
     def metrics(self) -> str:
         with urllib.request.urlopen(f"{self.endpoint}/metrics", timeout=10) as resp:

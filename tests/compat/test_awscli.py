@@ -16,6 +16,7 @@ import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,7 +31,7 @@ def plat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlatform]:
     yield from run_platform(tmp_path_factory, "awscli", [EXAMPLES / "awscli.yaml"])
 
 
-def invoke(plat: LocalPlatform, tmp_path: Path, *args: str) -> tuple[int, dict, str, str]:
+def invoke(plat: LocalPlatform, tmp_path: Path, *args: str) -> tuple[int, dict[str, Any], str, str]:
     """`aws lambda invoke ARGS out.json` -> (exit code, stdout JSON, outfile text, stderr)."""
     out = tmp_path / "out.json"
     out.unlink(missing_ok=True)
@@ -151,7 +152,7 @@ def test_throttled_after_cli_retries(plat: LocalPlatform, tmp_path: Path) -> Non
 # -- management subset -------------------------------------------------------------------
 
 
-def aws_json(plat: LocalPlatform, *args: str) -> dict:
+def aws_json(plat: LocalPlatform, *args: str) -> dict[str, Any]:
     cp = plat.aws("lambda", *args)
     assert cp.returncode == 0, cp.stderr
     return json.loads(cp.stdout)  # type: ignore[no-any-return]

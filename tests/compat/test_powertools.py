@@ -151,7 +151,7 @@ def test_batch_all_failed_raises(lam: Any) -> None:
 
 def test_http_resolver_get(plat: LocalPlatform, lam: Any) -> None:
     event = http_api_event("GET", "/items/42", query="q=blue", cookies=["a=1", "b=2"])
-    r, resp, lines = invoke(lam, "pt-http", event)
+    r, resp, _ = invoke(lam, "pt-http", event)
     assert "FunctionError" not in r, resp
     assert resp["statusCode"] == 200
     assert resp["headers"]["Content-Type"] == "application/json"

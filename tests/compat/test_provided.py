@@ -78,7 +78,7 @@ def test_context_and_environment_identical(lam: Any) -> None:
                                          "runtime_api_set", "trace_set"))
 
 
-def timeout_shape(lam: Any, name: str) -> dict[str, Any]:
+def timeout_shape(lam: Any, name: str) -> Any:
     r, body, tail = invoke(lam, name, {"action": "sleep", "seconds": 5})
     request_id = r["ResponseMetadata"]["RequestId"]
     lines = tail.splitlines()
