@@ -131,7 +131,15 @@ def build_snapshot(objects: Mapping[str, Mapping[tuple[str, str], Obj]]) -> Snap
     """Pure: the registry's view of the listed/watched objects (by plural, (ns, name))."""
     versions: dict[tuple[str, str, str], FunctionVersion] = {}
     published: dict[tuple[str, str], list[str]] = {}
+    uids = {
+        key: str(obj["metadata"].get("uid") or "")
+        for key, obj in objects.get("functions", {}).items()
+    }
     for obj in objects.get("functionversions", {}).values():
+        owners = {str(r.get("uid")) for r in obj["metadata"].get("ownerReferences") or []}
+        fn_uid = uids.get((obj["metadata"]["namespace"], str(obj["spec"].get("functionName"))))
+        if owners and fn_uid and fn_uid not in owners:
+            continue  # left over from a deleted Function of the same name (GC pending)
         try:
             fv = version_from_object(obj)
         except (KeyError, TypeError, ValueError) as exc:

@@ -256,8 +256,19 @@ async def resolve_layers(
 # ---------------------------------------------------------------- functions
 
 
-async def function_versions(kube: KubeApi, namespace: str, function: str) -> list[Obj]:
+async def function_versions(
+    kube: KubeApi, namespace: str, function: str, *, owner_uid: str = ""
+) -> list[Obj]:
+    """Published versions of a function, oldest first. With ``owner_uid``, only those owned
+    by that incarnation (a deleted and re-created Function must not inherit the old one's
+    versions while the garbage collector is still removing them)."""
     fvs = await kube.list(API_VERSION, "FunctionVersion", namespace, {LABEL_FUNCTION: function})
+    if owner_uid:
+        fvs = [
+            fv
+            for fv in fvs
+            if any(r.get("uid") == owner_uid for r in fv["metadata"].get("ownerReferences", []))
+        ]
     return sorted(fvs, key=lambda o: version_sort_key(str(o["spec"]["version"])))
 
 
@@ -317,13 +328,14 @@ async def reconcile_function(
     if configmap is not None:
         await _ensure(kube, configmap)
 
-    published = await function_versions(kube, namespace, name)
+    uid = str(body["metadata"]["uid"])
+    published = await function_versions(kube, namespace, name, owner_uid=uid)
     if spec.get("publish") and (
         not published or published[-1]["spec"]["revision"] != latest.revision
     ):
         number = str(int(published[-1]["spec"]["version"]) + 1) if published else "1"
         await _ensure(kube, _function_version(latest, number=number, owner=owner))
-        published = await function_versions(kube, namespace, name)
+        published = await function_versions(kube, namespace, name, owner_uid=uid)
 
     versions = [latest] + [
         ResolvedVersion.from_snapshot(

@@ -87,6 +87,27 @@ def test_snapshot_from_objects() -> None:
     assert alias.provisioned_concurrency == 2
 
 
+def test_versions_of_a_deleted_function_of_the_same_name_are_ignored() -> None:
+    fn = {**FN, "metadata": {**FN["metadata"], "uid": "new"}}
+    fv = {
+        **FV,
+        "metadata": {**FV["metadata"], "ownerReferences": [{"kind": "Function", "uid": "old"}]},
+    }
+    snap = build_snapshot(
+        _objects(functions={("ns", "hello"): fn}, functionversions={("ns", "hello-v1"): fv})
+    )
+    assert snap.functions[("ns", "hello")].published_versions == ()
+    assert ("ns", "hello", "1") not in snap.versions
+    fv_ok = {
+        **FV,
+        "metadata": {**FV["metadata"], "ownerReferences": [{"kind": "Function", "uid": "new"}]},
+    }
+    snap = build_snapshot(
+        _objects(functions={("ns", "hello"): fn}, functionversions={("ns", "hello-v1"): fv_ok})
+    )
+    assert snap.functions[("ns", "hello")].published_versions == ("1",)
+
+
 def test_unreconciled_function_is_invisible_with_its_versions_and_aliases() -> None:
     pending = {**FN, "status": {}}
     snap = build_snapshot(_objects(functions={("ns", "hello"): pending}))

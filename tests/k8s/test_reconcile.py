@@ -213,3 +213,35 @@ async def test_role_must_name_an_existing_service_account() -> None:
     await _reconcile(kube, body)
     dep = kube.objects[("Deployment", "ns", "hello-latest")]
     assert dep["spec"]["template"]["spec"]["serviceAccountName"] == "reader"
+
+
+async def test_a_recreated_function_does_not_inherit_old_versions() -> None:
+    """The garbage collector may still be removing the versions of a deleted Function of the
+    same name; they are not the new Function's versions."""
+    kube = FakeKube()
+    kube.put(
+        {
+            "apiVersion": "klambda.io/v1alpha1",
+            "kind": "FunctionVersion",
+            "metadata": {
+                "name": "hello-v1",
+                "namespace": "ns",
+                "labels": {"klambda.io/function": "hello", "klambda.io/version": "1"},
+                "ownerReferences": [{"kind": "Function", "name": "hello", "uid": "old"}],
+            },
+            "spec": {
+                "functionName": "hello",
+                "version": "1",
+                "revision": "r-old",
+                "snapshot": {
+                    "runtime": "python3.12",
+                    "memorySize": 128,
+                    "timeout": 3,
+                    "code": {"image": "old:1"},
+                },
+            },
+        }
+    )
+    status = await _reconcile(kube, _function(kube))
+    assert status["latestVersion"] == ""
+    assert [d["metadata"]["name"] for d in kube.of_kind("Deployment")] == ["hello-latest"]
