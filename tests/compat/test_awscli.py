@@ -2,8 +2,9 @@
 credentials) against a real local platform.
 
 Covers: `aws lambda invoke` stdout JSON (StatusCode, ExecutedVersion) and the outfile;
-`--payload file://`; FunctionError for a failing function; LogResult with `--log-type
-Tail`; `--invocation-type Event` -> 202 and the function runs; DryRun -> 204; qualifiers
+`--payload file://`; `--client-context`; FunctionError for a failing function; LogResult with `--log-type
+Tail`; `--invocation-type Event` -> 202 and the function runs (also for a
+throttled function: Lambda queues it); DryRun -> 204; qualifiers
 (`--qualifier`, `name:alias`); service errors on stderr with exit 255 (unknown function,
 non-JSON payload, throttling with the CLI's legacy retries); the management subset
 (get-function, get-function-configuration, list-functions, publish-version,
@@ -92,6 +93,23 @@ def test_invoke_event_is_202_and_runs(plat: LocalPlatform, tmp_path: Path) -> No
     assert body == ""
     wait_for(lambda: 'got {"name": "async-cli"}' in plat.log("cli-hello"),
              what="the Event invocation ran")
+
+
+def test_invoke_event_to_a_throttled_function_is_accepted(plat: LocalPlatform,
+                                                          tmp_path: Path) -> None:
+    # Lambda queues Event invocations and retries throttles internally: 202, not 429
+    rc, stdout, _, err = invoke(plat, tmp_path, "--function-name", "cli-throttled-async",
+                                "--invocation-type", "Event")
+    assert rc == 0, err
+    assert stdout == {"StatusCode": 202}
+
+
+def test_invoke_client_context(plat: LocalPlatform, tmp_path: Path) -> None:
+    context = base64.b64encode(json.dumps({"custom": {"from": "cli"}}).encode()).decode()
+    rc, _, body, err = invoke(plat, tmp_path, "--function-name", "cli-hello",
+                              "--client-context", context)
+    assert rc == 0, err
+    assert json.loads(body)["custom"] == {"from": "cli"}
 
 
 def test_invoke_dry_run_is_204(plat: LocalPlatform, tmp_path: Path) -> None:

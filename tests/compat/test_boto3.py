@@ -7,7 +7,8 @@ Covers: `invoke(ClientContext=<base64 JSON>)` reaching `context.client_context.c
 unknown function); botocore's retry modes on 429: legacy (boto3's default, 5 attempts)
 and standard (3 attempts) both end in `TooManyRequestsException` with `Reason`, `Type`
 and `retryAfterSeconds`, and every attempt reaches the platform (counted in /metrics);
-the deprecated InvokeAsync API (not served: xfail).
+ListFunctions through the paginator; MaxItems / Marker paging (ignored: xfail); the
+deprecated InvokeAsync API (not served: xfail).
 """
 
 from __future__ import annotations
@@ -120,6 +121,27 @@ def test_standard_retries_then_too_many_requests(plat: LocalPlatform) -> None:
     check_throttle_error(response)
     assert response["ResponseMetadata"]["RetryAttempts"] == 2
     assert attempts == 3
+
+
+@pytest.mark.xfail(strict=True, reason="bug: ListFunctions and ListVersionsByFunction ignore "
+                   "MaxItems and Marker (admin_api.management_routes list_functions / "
+                   "list_versions return every item, never NextMarker); Lambda returns at most "
+                   "MaxItems items per page (default 50) and a NextMarker to continue")
+def test_list_functions_pages_with_max_items(lam: Any) -> None:
+    first = lam.list_functions(MaxItems=1)
+    assert len(first["Functions"]) == 1 and first.get("NextMarker")
+    second = lam.list_functions(MaxItems=1, Marker=first["NextMarker"])
+    assert len(second["Functions"]) == 1
+    assert second["Functions"][0]["FunctionName"] != first["Functions"][0]["FunctionName"]
+    versions = lam.list_versions_by_function(FunctionName="b3-context", MaxItems=1)
+    assert [v["Version"] for v in versions["Versions"]] == ["$LATEST"]
+    assert versions.get("NextMarker")
+
+
+def test_list_functions_paginator_sees_everything(lam: Any) -> None:
+    pages = lam.get_paginator("list_functions").paginate(PaginationConfig={"PageSize": 1})
+    names = [f["FunctionName"] for page in pages for f in page["Functions"]]
+    assert sorted(names) == ["b3-context", "b3-throttled"]
 
 
 @pytest.mark.xfail(strict=True, reason="gap: the deprecated InvokeAsync API "

@@ -9,7 +9,7 @@ metric; the context object's attributes; `BatchProcessor` + `process_partial_res
 with a Lambda-shaped SQS event (every SQSRecord field read) -> exactly the failed
 messageIds as batchItemFailures, an empty list on success and BatchProcessingError when
 every record fails; `APIGatewayHttpResolver` routing HTTP API v2 events (path params,
-query, cookies, 201 + Set-Cookie + headers, 404s) with the correlation id logged.
+query, cookies, 201 + Set-Cookie + headers, stage prefix stripped, 404s) with the correlation id logged.
 """
 
 from __future__ import annotations
@@ -170,6 +170,12 @@ def test_http_resolver_post_cookies_and_headers(lam: Any) -> None:
     assert resp["cookies"] == ["session=abc; Path=/; Secure"]  # Powertools' default
     assert resp["headers"]["Location"] == "/items/7"
     assert json.loads(resp["body"]) == {"created": {"id": 7, "name": "lamp"}}
+
+
+def test_http_resolver_strips_the_stage(lam: Any) -> None:
+    event = http_api_event("GET", "/prod/items/9", stage="prod")
+    _, resp, _ = invoke(lam, "pt-http", event)
+    assert resp["statusCode"] == 200 and json.loads(resp["body"])["id"] == "9"
 
 
 def test_http_resolver_not_found(lam: Any) -> None:
