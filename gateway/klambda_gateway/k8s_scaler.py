@@ -125,6 +125,7 @@ class K8sScaler:
         self._dirty: set[VersionRef] = set()
         self._locks: dict[VersionRef, asyncio.Lock] = {}
         self._failed_seen: set[tuple[str, str]] = set()
+        self._stopping: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._wake = asyncio.Event()
         # Hand a slot to a pod the moment its agent registers (before it can become idle),
         # so launch time, provisioned flag and replica counts are right from the start.
@@ -164,6 +165,9 @@ class K8sScaler:
             if env is None:
                 continue
             refs.add((env.key[0], env.key[1], env.key[2]))
+            self._stopping[env_id] = None  # its agent exits on Shutdown: not a failure
+            while len(self._stopping) > 10_000:
+                self._stopping.popitem(last=False)
             await self._mark_for_deletion(env.key[0], env_id)
         for ref in refs:
             await self._sync(ref)
@@ -289,6 +293,13 @@ class K8sScaler:
         ref = pod_version(pod)
         if ref is None:
             return
+        meta = pod.get("metadata") or {}
+        if (
+            meta.get("deletionTimestamp")
+            or meta.get("name") in self._stopping
+            or (meta.get("annotations") or {}).get(DELETION_COST) == "-1000"
+        ):
+            return  # being scaled down or rolled: its exit is expected
         cause = pod_failure(pod)
         if cause is None:
             return

@@ -338,3 +338,29 @@ async def test_scale_up_match_and_targeted_scale_down() -> None:
     finally:
         await scaler.close()
         await api.close()
+
+
+async def test_pods_being_scaled_down_or_deleted_are_not_failures() -> None:
+    dispatcher = Dispatcher()
+    api = client.ApiClient()
+    scaler = K8sScaler(api, dispatcher, watch_pods=False, apps=FakeApps(), core=FakeCore())
+    try:
+        dispatcher.add_starting(VERSION, "slot-1", provisioned=False)
+        scaler._slots[("ns", "hello", LATEST)] = collections.deque([_Slot("slot-1", False)])
+        crash = {
+            "containerStatuses": [
+                {"name": "function", "state": {"waiting": {"reason": "CrashLoopBackOff"}}}
+            ]
+        }
+        deleting = _pod(crash, name="old-1")
+        deleting["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+        marked = _pod(crash, name="old-2")
+        marked["metadata"]["annotations"] = {"controller.kubernetes.io/pod-deletion-cost": "-1000"}
+        for pod in (deleting, marked):
+            scaler.pod_event(pod)
+        assert dispatcher.environment("slot-1") is not None  # still waiting for its pod
+        scaler.pod_event(_pod(crash, name="new-1"))
+        assert dispatcher.environment("slot-1") is None
+    finally:
+        await scaler.close()
+        await api.close()

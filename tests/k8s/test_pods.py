@@ -94,3 +94,19 @@ def test_pod_problem(status: dict[str, Any], reason: str | None, needle: str) ->
     else:
         assert problem is not None and problem[0] == reason
         assert needle in problem[1] and "p-1" in problem[1]
+
+
+def test_pods_on_their_way_out_have_no_problem() -> None:
+    crash = {"containerStatuses": [{"state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}
+    marked = {
+        "metadata": {
+            "name": "p",
+            "annotations": {"controller.kubernetes.io/pod-deletion-cost": "-1000"},
+        },
+        "status": crash,
+    }
+    deleting = {
+        "metadata": {"name": "p", "deletionTimestamp": "2026-01-01T00:00:00Z"},
+        "status": crash,
+    }
+    assert pod_problem(marked) is None and pod_problem(deleting) is None

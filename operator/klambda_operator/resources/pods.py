@@ -33,9 +33,20 @@ _WAITING = {
 }
 
 
+SCALE_DOWN_ANNOTATION = "controller.kubernetes.io/pod-deletion-cost"
+
+
 def pod_problem(pod: Mapping[str, Any]) -> tuple[str, str] | None:
-    """(reason, message) if the pod cannot become a working environment."""
-    name = pod.get("metadata", {}).get("name", "?")
+    """(reason, message) if the pod cannot become a working environment. Pods on their way
+    out (being deleted, or picked by the gateway for scale-down) have no problem: their
+    environment exits on purpose."""
+    meta = pod.get("metadata") or {}
+    if (
+        meta.get("deletionTimestamp")
+        or (meta.get("annotations") or {}).get(SCALE_DOWN_ANNOTATION) == "-1000"
+    ):
+        return None
+    name = meta.get("name", "?")
     status = pod.get("status") or {}
     for cond in status.get("conditions") or []:
         if (cond.get("type"), cond.get("status"), cond.get("reason")) == (
