@@ -24,13 +24,32 @@ def load_layer_builder() -> ModuleType:
     return module
 
 
+def require(*modules: str) -> None:
+    """Skip the calling module unless the packages it judges klambda with are installed
+    (they are in the `test` extra: pip install -e '.[test]')."""
+    for name in modules:
+        pytest.importorskip(name, reason=f"{name} is not installed: pip install -e '.[test]'")
+
+
+class Layers:
+    """Layer zips + manifests built from this interpreter's packages, once per session."""
+
+    def __init__(self, out: Path) -> None:
+        self._builder = load_layer_builder()
+        self._out = out
+        self._built: dict[str, Path] = {}
+
+    def __getitem__(self, name: str) -> Path:
+        if name not in self._built:
+            packages = self._builder.LAYERS[name]
+            self._built[name] = self._builder.build_layer(name, packages, self._out)
+        return self._built[name]
+
+
 @pytest.fixture(scope="session")
-def layer_manifests(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Layer name -> manifest of a layer zip built from this interpreter's packages."""
-    builder = load_layer_builder()
-    out = tmp_path_factory.mktemp("layers")
-    return {name: builder.build_layer(name, packages, out)
-            for name, packages in builder.LAYERS.items()}
+def layer_manifests(tmp_path_factory: pytest.TempPathFactory) -> Layers:
+    """``layer_manifests[name]``: the manifest of layer ``name`` (build_layer.LAYERS)."""
+    return Layers(tmp_path_factory.mktemp("layers"))
 
 
 def run_platform(tmp_path_factory: pytest.TempPathFactory, name: str,

@@ -21,8 +21,10 @@ from typing import Any
 
 import pytest
 
-from .conftest import run_platform
+from .conftest import require, run_platform
 from .localplatform import EXAMPLES, LocalPlatform, wait_for
+
+require("awscli")
 
 ARN = "arn:aws:lambda:us-east-1:000000000000:function"
 

@@ -15,21 +15,22 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import run_platform
+from .conftest import Layers, require, run_platform
 from .events import http_api_event
 from .localplatform import EXAMPLES, LocalPlatform
+
+require("mangum", "starlette")
 
 PNG_START = bytes.fromhex("89504e470d0a1a0a")
 
 
 @pytest.fixture(scope="module")
 def plat(tmp_path_factory: pytest.TempPathFactory,
-         layer_manifests: dict[str, Path]) -> Iterator[LocalPlatform]:
+         layer_manifests: Layers) -> Iterator[LocalPlatform]:
     yield from run_platform(tmp_path_factory, "mangum",
                             [layer_manifests["asgi"], EXAMPLES / "mangum.yaml"])
 

@@ -18,21 +18,22 @@ import base64
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import run_platform
+from .conftest import Layers, require, run_platform
 from .events import http_api_event, sqs_event, sqs_record
 from .localplatform import EXAMPLES, LocalPlatform
+
+require("aws_lambda_powertools")
 
 ARN = "arn:aws:lambda:us-east-1:000000000000:function"
 
 
 @pytest.fixture(scope="module")
 def plat(tmp_path_factory: pytest.TempPathFactory,
-         layer_manifests: dict[str, Path]) -> Iterator[LocalPlatform]:
+         layer_manifests: Layers) -> Iterator[LocalPlatform]:
     yield from run_platform(tmp_path_factory, "powertools",
                             [layer_manifests["powertools"], EXAMPLES / "powertools.yaml"])
 

@@ -16,13 +16,14 @@ import base64
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import run_platform
+from .conftest import Layers, require, run_platform
 from .localplatform import EXAMPLES, LocalPlatform
+
+require("awslambdaric", "aws_lambda_powertools")
 
 ARN = "arn:aws:lambda:us-east-1:000000000000:function"
 RUNTIMES = ("rt-builtin", "rt-ric")
@@ -30,7 +31,7 @@ RUNTIMES = ("rt-builtin", "rt-ric")
 
 @pytest.fixture(scope="module")
 def plat(tmp_path_factory: pytest.TempPathFactory,
-         layer_manifests: dict[str, Path]) -> Iterator[LocalPlatform]:
+         layer_manifests: Layers) -> Iterator[LocalPlatform]:
     yield from run_platform(tmp_path_factory, "provided",
                             [layer_manifests["powertools"], EXAMPLES / "provided.yaml",
                              EXAMPLES / "provided-powertools.yaml"])
