@@ -6,7 +6,8 @@ Covers: `invoke(ClientContext=<base64 JSON>)` reaching `context.client_context.c
 `function_updated_v2`, `published_version_active` (and `function_exists` giving up on an
 unknown function); botocore's retry modes on 429: legacy (boto3's default, 5 attempts)
 and standard (3 attempts) both end in `TooManyRequestsException` with `Reason`, `Type`
-and `retryAfterSeconds`, and every attempt reaches the platform (counted in /metrics);
+and `retryAfterSeconds`, and every attempt reaches the platform (counted in /metrics); a read timeout retried by botocore runs the function
+twice, both run to completion and no concurrency slot leaks;
 ListFunctions through the paginator; MaxItems / Marker paging (ignored: xfail); the
 deprecated InvokeAsync API (not served: xfail).
 """
@@ -123,6 +124,26 @@ def test_standard_retries_then_too_many_requests(plat: LocalPlatform) -> None:
     assert attempts == 3
 
 
+def test_read_timeout_retries_duplicate_and_nothing_leaks(plat: LocalPlatform) -> None:
+    # lambda-wire §1: botocore retries a read timeout, re-invoking the function; the
+    # abandoned invocations still run to completion (as on Lambda) and free their slots
+    impatient = plat.client(retries={"mode": "legacy", "total_max_attempts": 2},
+                            read_timeout=0.5)
+    with pytest.raises(botocore.exceptions.ReadTimeoutError):
+        impatient.invoke(FunctionName="b3-slow", Payload=b'{"mark": "rt-1", "seconds": 1.5}')
+
+    def finished() -> list[str]:
+        lines = plat.log("b3-slow").splitlines()
+        done = [line for line in lines if line.startswith("done rt-1 ")]
+        return done if len(done) == 2 else []
+    done = wait_for(finished, timeout=15, what="both attempts finished")
+    assert len({line.split()[-1] for line in done}) == 2  # two invocations, two request ids
+    wait_for(lambda: plat.metric("klambda_concurrent_executions", function="b3-slow") == 0,
+             timeout=5, what="concurrency back to 0")
+    r = plat.client().invoke(FunctionName="b3-slow", Payload=b'{"mark": "rt-2", "seconds": 0}')
+    assert json.loads(r["Payload"].read()) == {"mark": "rt-2", "seconds": 0}
+
+
 @pytest.mark.xfail(strict=True, reason="bug: ListFunctions and ListVersionsByFunction ignore "
                    "MaxItems and Marker (admin_api.management_routes list_functions / "
                    "list_versions return every item, never NextMarker); Lambda returns at most "
@@ -141,7 +162,7 @@ def test_list_functions_pages_with_max_items(lam: Any) -> None:
 def test_list_functions_paginator_sees_everything(lam: Any) -> None:
     pages = lam.get_paginator("list_functions").paginate(PaginationConfig={"PageSize": 1})
     names = [f["FunctionName"] for page in pages for f in page["Functions"]]
-    assert sorted(names) == ["b3-context", "b3-throttled"]
+    assert sorted(names) == ["b3-context", "b3-slow", "b3-throttled"]
 
 
 @pytest.mark.xfail(strict=True, reason="gap: the deprecated InvokeAsync API "
