@@ -2,14 +2,16 @@
 built from the installed package (examples/compat/build_layer.py, `url: file://` + sha256).
 
 Covers: the package is imported from the layer's python/ directory; Logger's structured
-JSON lines carry the invocation's request id, function name / ARN / memory and cold_start
-(`@logger.inject_lambda_context` reads every context attribute it needs) and appear in
-the Tail log and the function's log; `log_event`; Metrics' EMF blobs with the ColdStart
-metric; the context object's attributes; `BatchProcessor` + `process_partial_response`
-with a Lambda-shaped SQS event (every SQSRecord field read) -> exactly the failed
-messageIds as batchItemFailures, an empty list on success and BatchProcessingError when
-every record fails; `APIGatewayHttpResolver` routing HTTP API v2 events (path params,
-query, cookies, 201 + Set-Cookie + headers, stage prefix stripped, 404s) with the correlation id logged.
+JSON lines carry the invocation's request id, function name / ARN / memory, X-Ray trace id
+and cold_start (`@logger.inject_lambda_context` reads every context attribute it needs)
+and appear in the Tail log and the function's log; `log_event`; Metrics' EMF blobs with
+the ColdStart metric; provisioned concurrency as Powertools sees it (cold_start false, no
+ColdStart metric, no Init Duration) next to an on-demand cold start; the context object's
+attributes; `BatchProcessor` + `process_partial_response` with a Lambda-shaped SQS event
+(every SQSRecord field read) -> exactly the failed messageIds as batchItemFailures, an
+empty list on success and BatchProcessingError when every record fails;
+`APIGatewayHttpResolver` routing HTTP API v2 events (path params, query, cookies, 201 +
+Set-Cookie + headers, stage prefix stripped, 404s) with the correlation id logged.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import pytest
 
 from .conftest import Layers, require, run_platform
 from .events import http_api_event, sqs_event, sqs_record
-from .localplatform import EXAMPLES, LocalPlatform
+from .localplatform import EXAMPLES, LocalPlatform, wait_for
 
 require("aws_lambda_powertools")
 
@@ -80,6 +82,7 @@ def test_logger_json_lines_carry_the_context(lam: Any) -> None:
     assert str(record["function_memory_size"]) == "256"
     assert isinstance(record["cold_start"], bool)
     assert record["location"].startswith("handler:")
+    assert record["xray_trace_id"].startswith("1-")  # from _X_AMZN_TRACE_ID
     logged_event = next(rec for rec in lines if rec.get("message") == {"item": "a-1"})
     assert logged_event["function_request_id"] == request_id
 
@@ -114,6 +117,30 @@ def test_context_object(lam: Any) -> None:
     assert body["log_group"] == "/aws/lambda/pt-logger"
     assert re.fullmatch(r"\d{4}/\d{2}/\d{2}/\[\$LATEST\][0-9a-f]{32}", body["log_stream"])
     assert 0 < body["remaining_ms"] <= 3000
+
+
+def test_provisioned_concurrency_is_not_a_cold_start(plat: LocalPlatform, lam: Any) -> None:
+    wait_for(lambda: plat.metric("klambda_environments", function="pt-provisioned",
+                                 version="1", state="idle") >= 1,
+             timeout=20, what="the provisioned environment is ready")
+    r = lam.invoke(FunctionName="pt-provisioned", Qualifier="live", Payload=b"{}",
+                   LogType="Tail")
+    assert r["ExecutedVersion"] == "1"
+    assert json.loads(r["Payload"].read()) == {"initialization_type": "provisioned-concurrency"}
+    tail = base64.b64decode(r["LogResult"]).decode()
+    record = next(rec for rec in json_lines(tail) if rec.get("message") == "provisioned?")
+    assert record["cold_start"] is False
+    assert not any("ColdStart" in rec for rec in json_lines(tail))
+    report = next(line for line in tail.splitlines() if line.startswith("REPORT "))
+    assert "Init Duration" not in report
+    # the same code on demand ($LATEST) is a cold start for Powertools and for the platform
+    r = lam.invoke(FunctionName="pt-provisioned", Payload=b"{}", LogType="Tail")
+    tail = base64.b64decode(r["LogResult"]).decode()
+    record = next(rec for rec in json_lines(tail) if rec.get("message") == "provisioned?")
+    assert record["cold_start"] is True
+    assert any("ColdStart" in rec for rec in json_lines(tail))
+    assert "Init Duration" in next(line for line in tail.splitlines()
+                                   if line.startswith("REPORT "))
 
 
 # -- BatchProcessor ----------------------------------------------------------------------
