@@ -188,11 +188,13 @@ class K8sRegistry:
 
     # ------------------------------------------------------------- lifecycle
     async def start(self) -> None:
-        """Lists everything once (so the first requests see the state), then watches."""
-        versions = {}
-        for plural in PLURALS:
+        """Lists everything once (so the first requests see the state), then watches: one
+        list + watch per kind and namespace ("" = cluster-wide)."""
+        scopes = [(plural, ns) for plural in PLURALS for ns in self._namespaces or ("",)]
+        versions: dict[tuple[str, str], str] = {}
+        for plural, ns in scopes:
             try:
-                versions[plural] = await self._list(plural)
+                versions[(plural, ns)] = await self._list(plural, ns)
             except ApiException as exc:  # e.g. CRDs just created or missing: keep trying
                 log.warning(
                     "cannot list %s.%s yet (%s %s); is the klambda chart's CRD installed? "
@@ -202,10 +204,11 @@ class K8sRegistry:
                     exc.status,
                     exc.reason,
                 )
-                versions[plural] = ""
+                versions[(plural, ns)] = ""
         self._rebuild()
         self._tasks = [
-            asyncio.create_task(self._watch(plural, versions[plural])) for plural in PLURALS
+            asyncio.create_task(self._watch(plural, ns, versions[(plural, ns)]))
+            for plural, ns in scopes
         ]
 
     async def close(self) -> None:
@@ -215,35 +218,33 @@ class K8sRegistry:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
-    async def _list(self, plural: str) -> str:
-        items: dict[tuple[str, str], Obj] = {}
-        rv = ""
-        for ns in self._namespaces or ("",):
-            if ns:
-                result = await self._custom.list_namespaced_custom_object(
-                    GROUP, VERSION, ns, plural
-                )
-            else:
-                result = await self._custom.list_cluster_custom_object(GROUP, VERSION, plural)
-            for obj in result.get("items", []):
-                meta = obj["metadata"]
-                items[(meta["namespace"], meta["name"])] = obj
-            rv = str(result.get("metadata", {}).get("resourceVersion", ""))
-        self._objects[plural] = items
-        return rv
+    def _call(self, plural: str, ns: str) -> tuple[Any, tuple[str, ...]]:
+        if ns:
+            return self._custom.list_namespaced_custom_object, (GROUP, VERSION, ns, plural)
+        return self._custom.list_cluster_custom_object, (GROUP, VERSION, plural)
 
-    async def _watch(self, plural: str, resource_version: str) -> None:
+    async def _list(self, plural: str, ns: str) -> str:
+        """Replaces what is known of ``plural`` in ``ns`` (all namespaces for "")."""
+        func, args = self._call(plural, ns)
+        result = await func(*args)
+        items = {
+            (o["metadata"]["namespace"], o["metadata"]["name"]): o for o in result.get("items", [])
+        }
+        known = self._objects[plural]
+        for key in [k for k in known if not ns or k[0] == ns]:
+            if key not in items:
+                del known[key]
+        known.update(items)
+        return str(result.get("metadata", {}).get("resourceVersion", ""))
+
+    async def _watch(self, plural: str, ns: str, resource_version: str) -> None:
         rv = resource_version
         while True:
             try:
                 if not rv:
-                    rv = await self._relist(plural)
-                if len(self._namespaces) > 1:  # one list per namespace: re-list periodically
-                    await asyncio.sleep(10)
-                    rv = await self._list(plural)
+                    rv = await self._list(plural, ns)
                     self._rebuild()
-                    continue
-                rv = await self._watch_once(plural, rv)
+                rv = await self._watch_once(plural, ns, rv)
             except asyncio.CancelledError:
                 raise
             except ApiException as exc:
@@ -256,19 +257,9 @@ class K8sRegistry:
                 await asyncio.sleep(1.0)
                 rv = ""
 
-    async def _relist(self, plural: str) -> str:
-        rv = await self._list(plural)
-        self._rebuild()
-        return rv
-
-    async def _watch_once(self, plural: str, rv: str) -> str:
+    async def _watch_once(self, plural: str, ns: str, rv: str) -> str:
         w = watch.Watch()
-        if self._namespaces:
-            func: Any = self._custom.list_namespaced_custom_object
-            args: tuple[str, ...] = (GROUP, VERSION, self._namespaces[0], plural)
-        else:
-            func = self._custom.list_cluster_custom_object
-            args = (GROUP, VERSION, plural)
+        func, args = self._call(plural, ns)
         try:
             async with w.stream(
                 func,

@@ -141,7 +141,7 @@ class K8sScaler:
         dispatcher.connected = connected  # type: ignore[method-assign,assignment]
         self._tasks = [asyncio.create_task(self._loop())]
         if watch_pods:
-            self._tasks.append(asyncio.create_task(self._watch_pods()))
+            self._tasks += [asyncio.create_task(self._watch_pods(ns)) for ns in namespaces or ("",)]
 
     # ----------------------------------------------------------- Scaler API
     async def start(
@@ -314,14 +314,15 @@ class K8sScaler:
         log.warning("environment start failed: %s", cause)
         self._dispatcher.gone(slot.environment_id, reason=cause)
 
-    async def _watch_pods(self) -> None:
+    async def _watch_pods(self, namespace: str) -> None:
+        """Pods of function Deployments in ``namespace`` ("" = all namespaces)."""
         selector = f"{LABEL_FUNCTION},{LABEL_VERSION}"
         while True:
             w = watch.Watch()
             try:
-                if self._namespaces:
+                if namespace:
                     func: Any = self._core.list_namespaced_pod
-                    args: tuple[str, ...] = (self._namespaces[0],)
+                    args: tuple[str, ...] = (namespace,)
                 else:
                     func, args = self._core.list_pod_for_all_namespaces, ()
                 async with w.stream(
