@@ -5,9 +5,11 @@ Covers (beyond tests/runtime, which drives agents directly): the bootstrap comin
 *runtime layer* (not the function's code) and the layer's python/ importable; the context
 object and the Lambda environment variables identical under both runtimes; a timeout
 reported identically (Sandbox.Timedout, message, FunctionError, Tail log lines, and the
-next invocation a cold start with Init Duration); a crash (Runtime.ExitError) and a
-handler exception identical; Powertools' Logger under awslambdaric; and that the built-in
-runtime does not leak the platform's own packages into functions (xfail: it does).
+next invocation a cold start with Init Duration); a crash (Runtime.ExitError), a handler
+exception, an init error (Runtime.ImportModuleError + INIT_REPORT) and running out of
+memory (Runtime.OutOfMemory) identical; the client context under both; Powertools'
+Logger under awslambdaric; and that the built-in runtime does not leak the platform's own
+packages into functions (xfail: it does).
 """
 
 from __future__ import annotations
@@ -61,8 +63,11 @@ def test_bootstrap_from_a_runtime_layer(lam: Any) -> None:
 
 def test_context_and_environment_identical(lam: Any) -> None:
     seen = {}
+    cc = base64.b64encode(json.dumps({"custom": {"k": "v"}, "env": {"e": "1"}}).encode())
     for name in RUNTIMES:
-        r, body, _ = invoke(lam, name, {"action": "context", "n": 1})
+        r = lam.invoke(FunctionName=name, Payload=b'{"action": "context", "n": 1}',
+                       ClientContext=cc.decode())
+        body = json.loads(r["Payload"].read())
         assert "FunctionError" not in r, body
         request_id = r["ResponseMetadata"]["RequestId"]
         assert body["request_id"] == request_id
@@ -75,6 +80,7 @@ def test_context_and_environment_identical(lam: Any) -> None:
     assert ctx["env"]["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "192"
     assert ctx["env"]["COMPAT"] == "yes" and ctx["env"]["TZ"] == ":UTC"
     assert ctx["env"]["AWS_LAMBDA_INITIALIZATION_TYPE"] == "on-demand"
+    assert ctx["client_context_custom"] == {"k": "v"}
     assert all(ctx[k] is True for k in ("log_stream_ok", "remaining_ok", "task_root_is_cwd",
                                          "runtime_api_set", "trace_set"))
 
@@ -140,6 +146,35 @@ def test_exception_reported_identically(lam: Any) -> None:
                        "last": body["stackTrace"][-1].split(",")[-1]})
     assert shapes[0] == shapes[1]
     assert shapes[0]["type"] == "RuntimeError" and shapes[0]["message"] == "boom 4"
+
+
+def test_init_error_reported_identically(lam: Any) -> None:
+    shapes = []
+    for name in ("rt-builtin-broken", "rt-ric-broken"):
+        r, body, tail = invoke(lam, name, {})
+        assert r["FunctionError"] == "Unhandled"
+        assert "INIT_REPORT Init Duration: " in tail and "Phase: init" in tail
+        shapes.append({k: body.get(k) for k in ("errorType", "errorMessage", "requestId")})
+    assert shapes[0] == shapes[1]
+    assert shapes[0] == {"errorType": "Runtime.ImportModuleError",
+                         "errorMessage": "Unable to import module 'missing': No module named "
+                                         "'missing'",
+                         "requestId": ""}
+
+
+def test_out_of_memory_reported_identically(lam: Any) -> None:
+    shapes = []
+    for name in RUNTIMES:
+        r, body, tail = invoke(lam, name, {"action": "oom", "mb": 400})
+        assert r["FunctionError"] == "Unhandled", body
+        shapes.append(normalise(body, name, r["ResponseMetadata"]["RequestId"]))
+        report = next(line for line in tail.splitlines() if line.startswith("REPORT "))
+        used = re.search(r"Max Memory Used: (\d+) MB", report)
+        assert used is not None and int(used.group(1)) >= 192, report
+        again, after, _ = invoke(lam, name, {"action": "context"})
+        assert "FunctionError" not in again, after
+    assert shapes[0] == shapes[1]
+    assert shapes[0]["errorType"] == "Runtime.OutOfMemory"
 
 
 def test_powertools_logger_under_awslambdaric(lam: Any) -> None:
