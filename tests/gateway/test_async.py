@@ -29,7 +29,9 @@ MARK = """
 import json, os, pathlib, uuid
 def handler(event, context):
     d = pathlib.Path(os.environ["MARKS"])
-    (d / f"{context.aws_request_id}.{uuid.uuid4().hex}").write_text(json.dumps(event))
+    name = f"{context.aws_request_id}.{uuid.uuid4().hex}"
+    (d / ("." + name)).write_text(json.dumps(event))
+    os.replace(d / ("." + name), d / name)  # appears complete
     if event.get("fail"):
         raise RuntimeError("failing on purpose")
     return {"ok": event.get("n")}
@@ -37,7 +39,9 @@ def handler(event, context):
 
 
 def marks(directory: Path) -> list[dict[str, Any]]:
-    return [json.loads(p.read_text()) for p in sorted(directory.iterdir())]
+    """What the functions wrote (each file is renamed into place once complete)."""
+    return [json.loads(p.read_text()) for p in sorted(directory.iterdir())
+            if not p.name.startswith(".")]
 
 
 def setup(h: Harness, tmp_path: Path, *, config: EventInvokeConfig | None = None,
@@ -237,7 +241,9 @@ STAMP = """
 import json, os, pathlib, time, uuid
 def handler(event, context):
     d = pathlib.Path(os.environ["MARKS"])
-    (d / uuid.uuid4().hex).write_text(json.dumps({"n": event["n"], "t": time.time()}))
+    name = uuid.uuid4().hex
+    (d / ("." + name)).write_text(json.dumps({"n": event["n"], "t": time.time()}))
+    os.replace(d / ("." + name), d / name)  # appears complete
     time.sleep(0.6)
     return event["n"]
 """
@@ -251,9 +257,9 @@ def test_sync_has_priority_over_async(platform: Harness, tmp_path: Path) -> None
     c = platform.client()
     for i in range(3):
         c.invoke(FunctionName="prio", InvocationType="Event", Payload=json.dumps({"n": i}))
-    wait_for(lambda: list(stamps.iterdir()), timeout=20)  # one async event is running
+    wait_for(lambda: marks(stamps), timeout=20)  # one async event is running
     r = c.invoke(FunctionName="prio", Payload=b'{"n": "sync"}')
     assert r["StatusCode"] == 200 and json.loads(r["Payload"].read()) == "sync"
-    wait_for(lambda: len(list(stamps.iterdir())) == 4, timeout=20)
+    wait_for(lambda: len(marks(stamps)) == 4, timeout=20)
     order = [m["n"] for m in sorted(marks(stamps), key=lambda m: m["t"])]
     assert order[1] == "sync", order  # right after the async event that held the slot

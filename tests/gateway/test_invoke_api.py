@@ -135,9 +135,11 @@ def test_event_is_accepted_and_runs(platform: Harness, tmp_path: Path) -> None:
     marks = tmp_path / "marks"
     marks.mkdir()
     code = f"""
-import json, pathlib
+import json, os, pathlib
 def handler(event, context):
-    pathlib.Path({str(marks)!r}, context.aws_request_id).write_text(json.dumps(event))
+    tmp = pathlib.Path({str(marks)!r}, "." + context.aws_request_id)
+    tmp.write_text(json.dumps(event))
+    os.replace(tmp, tmp.with_name(context.aws_request_id))  # appears complete
 """
     platform.call(lambda: platform.registry.add_function("mark", code))
     r = platform.client().invoke(FunctionName="mark", InvocationType="Event",
