@@ -9,7 +9,8 @@ the ColdStart metric; provisioned concurrency as Powertools sees it (cold_start 
 ColdStart metric, no Init Duration) next to an on-demand cold start; the context object's
 attributes; `BatchProcessor` + `process_partial_response` with a Lambda-shaped SQS event
 (every SQSRecord field read) -> exactly the failed messageIds as batchItemFailures, an
-empty list on success and BatchProcessingError when every record fails;
+empty list on success and BatchProcessingError when every record fails; AsyncBatchProcessor
+(records run concurrently on an event loop inside the function);
 `APIGatewayHttpResolver` routing HTTP API v2 events (path params, query, cookies, 201 +
 Set-Cookie + headers, stage prefix stripped, 404s) with the correlation id logged.
 """
@@ -172,6 +173,20 @@ def test_batch_all_failed_raises(lam: Any) -> None:
     assert r["FunctionError"] == "Unhandled"
     assert body["errorType"] == "BatchProcessingError"
     assert "All records failed processing" in body["errorMessage"]
+
+
+def test_async_batch_processor(lam: Any) -> None:
+    records = [sqs_record({"delay": 0.2, "fail": i == 2}, message_id=f"a-{i}")
+               for i in range(5)]
+    r = lam.invoke(FunctionName="pt-batch-async", Payload=json.dumps(sqs_event(records)),
+                   LogType="Tail")
+    body = json.loads(r["Payload"].read())
+    assert "FunctionError" not in r, body
+    assert body == {"batchItemFailures": [{"itemIdentifier": "a-2"}]}
+    steps = [line.split()[0] for line in base64.b64decode(r["LogResult"]).decode().splitlines()
+             if line.startswith(("begin a-", "end a-"))]
+    # concurrent on one event loop: every record began before the first one ended
+    assert steps == ["begin"] * 5 + ["end"] * 5
 
 
 # -- APIGatewayHttpResolver --------------------------------------------------------------
