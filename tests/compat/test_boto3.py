@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -108,8 +109,12 @@ def check_throttle_error(response: dict[str, Any]) -> None:
     assert response["ResponseMetadata"]["HTTPStatusCode"] == 429
 
 
-def test_legacy_retries_then_too_many_requests(plat: LocalPlatform) -> None:
-    client = plat.client(retries={"mode": "legacy"})  # also boto3's default mode
+def test_default_legacy_retries_then_too_many_requests(plat: LocalPlatform,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    client = plat.client()  # botocore's defaults: legacy mode, 5 attempts
     response, attempts = throttled_attempts(plat, client)
     check_throttle_error(response)
     assert response["ResponseMetadata"]["RetryAttempts"] == 4
