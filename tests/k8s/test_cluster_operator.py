@@ -361,3 +361,31 @@ def test_functions_follow_a_new_layer_version_at_once(
         lambda: layers_of("user") == ["deps:2"], timeout=15, what="the unpinned function on deps:2"
     )
     assert layers_of("pinned") == ["deps:1"]
+
+
+def test_reapplying_never_resets_replicas_owned_through_scale(
+    klambda_system: TestCluster, operator_process: Proc, fn_namespace: str
+) -> None:
+    """Server-side apply by the operator leaves spec.replicas to whoever scaled through
+    /scale (the gateway), across spec changes and pod template rollouts."""
+    cluster = klambda_system
+    apply(cluster, function("owned", fn_namespace))
+    wait_ready(cluster, "function", "owned", fn_namespace)
+    dep = f"/apis/apps/v1/namespaces/{fn_namespace}/deployments/owned-latest"
+    cluster.api.merge_patch(f"{dep}/scale", {"spec": {"replicas": 2}})
+    apply(cluster, function("owned", fn_namespace, memorySize=256, description="changed"))
+    cluster.wait_for(
+        lambda: (
+            cluster.api.get(dep)["spec"]["template"]["spec"]["containers"][0]["resources"][
+                "limits"
+            ]["memory"]
+            == "256Mi"
+        ),
+        timeout=30,
+        what="the operator applied the new template",
+    )
+    assert cluster.api.get(dep)["spec"]["replicas"] == 2
+    ops = {
+        (m["manager"], m["operation"]) for m in cluster.api.get(dep)["metadata"]["managedFields"]
+    }
+    assert ("klambda-operator", "Apply") in ops  # server-side apply, field manager named
