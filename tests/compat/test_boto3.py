@@ -4,12 +4,12 @@ Covers: `invoke(ClientContext=<base64 JSON>)` reaching `context.client_context.c
 `.env` and `.client` (every mobile-client field); the trace id variable; a streaming
 (file) Payload; the waiters `function_exists`, `function_active_v2`,
 `function_updated_v2`, `published_version_active` (and `function_exists` giving up on an
-unknown function); botocore's retry modes on 429: the default (standard in botocore
-1.44, 3 attempts) and legacy (5 attempts) both end in `TooManyRequestsException` with `Reason`, `Type`
-and `retryAfterSeconds`, and every attempt reaches the platform (counted in /metrics); a read timeout retried by botocore runs the function
-twice, both run to completion and no concurrency slot leaks;
-ListFunctions through the paginator; MaxItems / Marker paging (ignored: xfail); the
-deprecated InvokeAsync API (not served: xfail).
+unknown function); botocore's retry modes on 429: the default (standard in botocore 1.44,
+3 attempts) and legacy (5 attempts) both end in `TooManyRequestsException` with `Reason`,
+`Type` and `retryAfterSeconds`, and every attempt reaches the platform (counted in
+/metrics); a read timeout retried by botocore runs the function twice, both run to
+completion and no concurrency slot leaks; ListFunctions through the paginator; MaxItems /
+Marker paging (ignored: xfail); the deprecated InvokeAsync API (not served: xfail).
 """
 
 from __future__ import annotations
