@@ -1,8 +1,8 @@
 """boto3 / botocore features beyond tests/gateway, against a real local platform.
 
 Covers: `invoke(ClientContext=<base64 JSON>)` reaching `context.client_context.custom`,
-`.env` and `.client` (every mobile-client field); the trace id variable; a streaming
-(file) Payload; the waiters `function_exists`, `function_active_v2`,
+`.env` and `.client` (every mobile-client field), and not for Event invocations; the trace
+id variable; a streaming (file) Payload; the waiters `function_exists`, `function_active_v2`,
 `function_updated_v2`, `published_version_active` (and `function_exists` giving up on an
 unknown function); botocore's retry modes on 429: the default (standard in botocore 1.44,
 3 attempts) and legacy (5 attempts) both end in `TooManyRequestsException` with `Reason`,
@@ -61,6 +61,16 @@ def test_client_context_reaches_the_function(lam: Any) -> None:
 def test_no_client_context_is_none(lam: Any) -> None:
     body = json.loads(lam.invoke(FunctionName="b3-context", Payload=b"{}")["Payload"].read())
     assert body["custom"] is None and body["client"] is None
+
+
+def test_client_context_is_for_sync_invocations_only(plat: LocalPlatform, lam: Any) -> None:
+    # Lambda passes ClientContext to the function for synchronous invocations only
+    r = lam.invoke(FunctionName="b3-context", InvocationType="Event", Payload=b'{"m": "cc-ev"}',
+                   ClientContext=b64json({"custom": {"dropped": True}}))
+    assert r["StatusCode"] == 202
+    line = wait_for(lambda: next((x for x in plat.log("b3-context").splitlines()
+                                  if "'cc-ev'" in x), None), what="the Event invocation ran")
+    assert line.endswith("custom None")
 
 
 def test_streaming_payload_from_a_file(lam: Any, tmp_path: Path) -> None:
