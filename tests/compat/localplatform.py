@@ -64,7 +64,8 @@ class LocalPlatform:
     def start(self, timeout: float = 60.0) -> LocalPlatform:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("KLAMBDA_")}
-        env.update({"KLAMBDA_KEEP_WARM_SECONDS": "30", "KLAMBDA_SCALE_TICK_SECONDS": "0.1",
+        # environments stay warm for the whole module: cold starts happen where tests expect
+        env.update({"KLAMBDA_KEEP_WARM_SECONDS": "300", "KLAMBDA_SCALE_TICK_SECONDS": "0.1",
                     "KLAMBDA_STOP_GRACE_SECONDS": "2", "KLAMBDA_QUEUE_TIMEOUT_SECONDS": "10"})
         env.update({f"KLAMBDA_{k.upper()}": v for k, v in self.settings.items()})
         # the platform interpreter's directory first: a `provided` bootstrap's python3
