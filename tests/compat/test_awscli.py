@@ -5,7 +5,7 @@ Covers: `aws lambda invoke` stdout JSON (StatusCode, ExecutedVersion) and the ou
 `--payload file://`; `--client-context`; non-ASCII payloads; FunctionError for a failing
 function; LogResult with `--log-type Tail` (the last 4 KB); `--invocation-type Event` ->
 202 and the function runs (also for a throttled function: Lambda queues it); DryRun ->
-204; qualifiers (`--qualifier`, `name:alias`); service errors on stderr with exit 255
+204; qualifiers (`--qualifier`, `name:alias`); a klambda namespace as the ARN's account; service errors on stderr with exit 255
 (unknown function, non-JSON payload, throttling after the CLI's default retries); the
 management subset (get-function, get-function-configuration, list-functions,
 publish-version, list-versions-by-function, list-aliases, get-alias, PreconditionFailed on
@@ -149,6 +149,18 @@ def test_invoke_qualifiers(plat: LocalPlatform, tmp_path: Path) -> None:
     rc, stdout, body, err = invoke(plat, tmp_path, "--function-name", "cli-hello:1")
     assert rc == 0, err
     assert stdout["ExecutedVersion"] == "1"
+
+
+def test_invoke_namespace_arn(plat: LocalPlatform, tmp_path: Path) -> None:
+    arn = "arn:aws:lambda:us-east-1:team-a:function:cli-ns"
+    rc, stdout, body, err = invoke(plat, tmp_path, "--function-name", arn)
+    assert rc == 0, err
+    assert stdout["StatusCode"] == 200 and json.loads(body) == {"arn": arn}
+    conf = aws_json(plat, "get-function-configuration", "--function-name",
+                    "team-a:function:cli-ns")
+    assert conf["FunctionArn"] == arn
+    rc, _, _, err = invoke(plat, tmp_path, "--function-name", "cli-ns")  # not in default
+    assert rc == 255 and f"Function not found: {ARN}:cli-ns" in err
 
 
 def test_unknown_function_exit_255(plat: LocalPlatform, tmp_path: Path) -> None:
