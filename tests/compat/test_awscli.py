@@ -5,11 +5,12 @@ Covers: `aws lambda invoke` stdout JSON (StatusCode, ExecutedVersion) and the ou
 `--payload file://`; `--client-context`; non-ASCII payloads; FunctionError for a failing
 function; LogResult with `--log-type Tail` (the last 4 KB); `--invocation-type Event` ->
 202 and the function runs (also for a throttled function: Lambda queues it); DryRun ->
-204; qualifiers (`--qualifier`, `name:alias`); a klambda namespace as the ARN's account; service errors on stderr with exit 255
-(unknown function, non-JSON payload, throttling after the CLI's default retries); the
-management subset (get-function, get-function-configuration, list-functions,
-publish-version, list-versions-by-function, list-aliases, get-alias, PreconditionFailed on
-publish-version) and `aws lambda wait`; list-aliases --function-version (ignored: xfail).
+204; qualifiers (`--qualifier`, `name:alias`); a klambda namespace as the ARN's account;
+service errors on stderr with exit 255 (unknown function, non-JSON payload, throttling
+after the CLI's default retries); the management subset (get-function,
+get-function-configuration, list-functions, publish-version, list-versions-by-function,
+list-aliases, get-alias, PreconditionFailed on publish-version) and `aws lambda wait`;
+list-aliases --function-version (ignored: xfail).
 """
 
 from __future__ import annotations
