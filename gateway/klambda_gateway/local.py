@@ -136,12 +136,16 @@ def main(argv: Sequence[str] | None = None, *, settings: LocalSettings | None = 
         print(f"klambda: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    from klambda_model import ModelError
+
+    from klambda_gateway.local_registry import RegistryError
+
     try:
         asyncio.run(run_local(settings, manifests=list(args.manifests)))
     except KeyboardInterrupt:
         return 130
-    except LocalError as exc:
-        print(f"klambda: {exc}", file=sys.stderr)
+    except (LocalError, ModelError, RegistryError) as exc:
+        print(f"klambda: the platform did not start: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"klambda: cannot start: {exc} (is port {settings.port} already in use? "
