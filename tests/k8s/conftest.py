@@ -100,6 +100,8 @@ def klambda_system(crds_installed: TestCluster) -> TestCluster:
         "gateway.replicas=0",
         "--set",
         "gateway.persistence.enabled=false",
+        "--set",
+        "networkPolicy.enabled=true",  # validated by the API server (not enforced here)
     )
     manifest = yaml.safe_dump_all(docs)
     cluster.kubectl("apply", "--server-side", "--field-manager=helm", "-f", "-", input=manifest)

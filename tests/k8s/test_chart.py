@@ -146,3 +146,14 @@ def test_values_schema_rejects_unsupported_values(flag: str, needle: str) -> Non
         check=False,
     )
     assert res.returncode != 0 and needle.split(".")[-1] in res.stderr, res.stderr
+
+
+def test_network_policy_option() -> None:
+    docs = _by_kind_name(helm_template("--set", "networkPolicy.enabled=true"))
+    policy = docs[("NetworkPolicy", "klambda-gateway")]
+    grpc_rule = policy["spec"]["ingress"][1]
+    assert grpc_rule["ports"] == [{"port": "grpc", "protocol": "TCP"}]
+    assert grpc_rule["from"][0]["podSelector"]["matchLabels"] == {
+        "app.kubernetes.io/managed-by": "klambda-operator"
+    }
+    assert ("NetworkPolicy", "klambda-gateway") not in _by_kind_name(helm_template())
