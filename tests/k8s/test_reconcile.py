@@ -245,3 +245,24 @@ async def test_a_recreated_function_does_not_inherit_old_versions() -> None:
     status = await _reconcile(kube, _function(kube))
     assert status["latestVersion"] == ""
     assert [d["metadata"]["name"] for d in kube.of_kind("Deployment")] == ["hello-latest"]
+
+
+async def test_url_layer_versions_and_init_step() -> None:
+    kube = FakeKube()
+    sha = "a" * 64
+    layer = kube.put(
+        {
+            "apiVersion": "klambda.io/v1alpha1",
+            "kind": "Layer",
+            "metadata": {"name": "big", "namespace": "ns"},
+            "spec": {"content": {"url": {"location": "https://h/big.zip", "sha256": sha}}},
+        }
+    )
+    status = await reconcile.reconcile_layer(kube, layer, verifier=None)
+    assert status["latestVersion"] == "1"
+    assert (await reconcile.reconcile_layer(kube, layer, verifier=None)) == status
+    await _reconcile(kube, _function(kube, layers=["big"]))
+    pod = kube.objects[("Deployment", "ns", "hello-latest")]["spec"]["template"]["spec"]
+    (init,) = pod["initContainers"]
+    assert init["name"] == "fetch-layers"
+    assert init["command"][3:] == ["--url", "https://h/big.zip", "--sha256", sha, "--dest", "/opt"]
