@@ -272,9 +272,9 @@ def test_pod_that_cannot_start_fails_the_invocation_with_its_cause(
     fn_namespace: str,
     lam: Any,
 ) -> None:
-    """The archive behind a URL changes after the operator checked it: the pod's init step
-    refuses it (checksum), and the waiting invocation fails at once naming that cause
-    instead of waiting for the queue timeout (a 429)."""
+    """URL code is fetched and checked by the pod's init step and served. Then the archive
+    behind the URL changes: the next pod's init step refuses it (checksum), and the waiting
+    invocation fails at once naming that cause instead of waiting for the queue timeout."""
     import hashlib
     import http.server
     import io
@@ -311,8 +311,19 @@ def test_pod_that_cannot_start_fails_the_invocation_with_its_cause(
             function("tampered", fn_namespace, code={"url": {"location": url, "sha256": sha}}),
         )
         wait_ready(cluster, "function", "tampered", fn_namespace)
-        served["data"] = archive("evil")
         wait_visible(lam, fn_namespace, "tampered")
+        # The init step fetches and checks the archive; the pod answers with that code.
+        good = lam.invoke(FunctionName=arn(fn_namespace, "tampered"))
+        assert json.loads(good["Payload"].read()) == "good"
+        cluster.wait_for(
+            lambda: replicas(cluster, fn_namespace, "tampered-latest") == 0,
+            timeout=40,
+            what="scale to zero",
+        )
+        cluster.wait_for(
+            lambda: ready_pods(cluster, fn_namespace) == 0, timeout=40, what="the pod removed"
+        )
+        served["data"] = archive("evil")
         resp = lam.invoke(FunctionName=arn(fn_namespace, "tampered"))
         body = json.loads(resp["Payload"].read())
         assert resp.get("FunctionError") == "Unhandled", body
