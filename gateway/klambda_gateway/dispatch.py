@@ -323,7 +323,7 @@ class Dispatcher:
             v = pool.version
             if (v.namespace, v.function_name, v.version) == (
                     register.namespace, register.function_name, register.version
-            ) and not pool.retired:
+            ) and not pool.retired and register.revision in ("", v.revision):
                 return pool
         return None
 

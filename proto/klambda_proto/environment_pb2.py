@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fklambda_proto/environment.proto\x12\nklambda.v1\"\xb4\x01\n\x0c\x41gentMessage\x12(\n\x08register\x18\x01 \x01(\x0b\x32\x14.klambda.v1.RegisterH\x00\x12\"\n\x05ready\x18\x02 \x01(\x0b\x32\x11.klambda.v1.ReadyH\x00\x12$\n\x06result\x18\x03 \x01(\x0b\x32\x12.klambda.v1.ResultH\x00\x12(\n\x08\x64raining\x18\x04 \x01(\x0b\x32\x14.klambda.v1.DrainingH\x00\x42\x06\n\x04kind\"\x9e\x01\n\x0eGatewayMessage\x12,\n\nregistered\x18\x01 \x01(\x0b\x32\x16.klambda.v1.RegisteredH\x00\x12,\n\ninvocation\x18\x02 \x01(\x0b\x32\x16.klambda.v1.InvocationH\x00\x12(\n\x08shutdown\x18\x03 \x01(\x0b\x32\x14.klambda.v1.ShutdownH\x00\x42\x06\n\x04kind\"\xa3\x01\n\x08Register\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x15\n\rfunction_name\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x16\n\x0e\x65nvironment_id\x18\x04 \x01(\t\x12\x16\n\x0ememory_size_mb\x18\x05 \x01(\x05\x12\x0f\n\x07runtime\x18\x06 \x01(\t\x12\x1b\n\x13initialization_type\x18\x07 \x01(\t\"$\n\nRegistered\x12\x16\n\x0e\x65nvironment_id\x18\x01 \x01(\t\":\n\x05Ready\x12\x18\n\x10init_duration_ms\x18\x01 \x01(\x01\x12\x17\n\x0finit_error_type\x18\x02 \x01(\t\"\xa6\x01\n\nInvocation\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x1c\n\x14invoked_function_arn\x18\x03 \x01(\t\x12\x16\n\x0e\x63lient_context\x18\x04 \x01(\t\x12\x18\n\x10\x63ognito_identity\x18\x05 \x01(\t\x12\x10\n\x08trace_id\x18\x06 \x01(\t\x12\x11\n\tqueued_ms\x18\x07 \x01(\x01\"\xed\x01\n\x06Result\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x16\n\x0e\x66unction_error\x18\x03 \x01(\t\x12\x12\n\nerror_type\x18\x04 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x05 \x01(\x01\x12\x1a\n\x12\x62illed_duration_ms\x18\x06 \x01(\x03\x12\x1a\n\x12max_memory_used_mb\x18\x07 \x01(\x05\x12\x18\n\x10init_duration_ms\x18\x08 \x01(\x01\x12\x10\n\x08log_tail\x18\t \x01(\x0c\x12\x19\n\x11\x65nvironment_reset\x18\n \x01(\x08\"\n\n\x08\x44raining\"\x1a\n\x08Shutdown\x12\x0e\n\x06reason\x18\x01 \x01(\t2Y\n\x12\x45nvironmentGateway\x12\x43\n\x07\x43onnect\x12\x18.klambda.v1.AgentMessage\x1a\x1a.klambda.v1.GatewayMessage(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fklambda_proto/environment.proto\x12\nklambda.v1\"\xb4\x01\n\x0c\x41gentMessage\x12(\n\x08register\x18\x01 \x01(\x0b\x32\x14.klambda.v1.RegisterH\x00\x12\"\n\x05ready\x18\x02 \x01(\x0b\x32\x11.klambda.v1.ReadyH\x00\x12$\n\x06result\x18\x03 \x01(\x0b\x32\x12.klambda.v1.ResultH\x00\x12(\n\x08\x64raining\x18\x04 \x01(\x0b\x32\x14.klambda.v1.DrainingH\x00\x42\x06\n\x04kind\"\x9e\x01\n\x0eGatewayMessage\x12,\n\nregistered\x18\x01 \x01(\x0b\x32\x16.klambda.v1.RegisteredH\x00\x12,\n\ninvocation\x18\x02 \x01(\x0b\x32\x16.klambda.v1.InvocationH\x00\x12(\n\x08shutdown\x18\x03 \x01(\x0b\x32\x14.klambda.v1.ShutdownH\x00\x42\x06\n\x04kind\"\xb5\x01\n\x08Register\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x15\n\rfunction_name\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x16\n\x0e\x65nvironment_id\x18\x04 \x01(\t\x12\x16\n\x0ememory_size_mb\x18\x05 \x01(\x05\x12\x0f\n\x07runtime\x18\x06 \x01(\t\x12\x1b\n\x13initialization_type\x18\x07 \x01(\t\x12\x10\n\x08revision\x18\x08 \x01(\t\"$\n\nRegistered\x12\x16\n\x0e\x65nvironment_id\x18\x01 \x01(\t\":\n\x05Ready\x12\x18\n\x10init_duration_ms\x18\x01 \x01(\x01\x12\x17\n\x0finit_error_type\x18\x02 \x01(\t\"\xa6\x01\n\nInvocation\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x1c\n\x14invoked_function_arn\x18\x03 \x01(\t\x12\x16\n\x0e\x63lient_context\x18\x04 \x01(\t\x12\x18\n\x10\x63ognito_identity\x18\x05 \x01(\t\x12\x10\n\x08trace_id\x18\x06 \x01(\t\x12\x11\n\tqueued_ms\x18\x07 \x01(\x01\"\xed\x01\n\x06Result\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x16\n\x0e\x66unction_error\x18\x03 \x01(\t\x12\x12\n\nerror_type\x18\x04 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x05 \x01(\x01\x12\x1a\n\x12\x62illed_duration_ms\x18\x06 \x01(\x03\x12\x1a\n\x12max_memory_used_mb\x18\x07 \x01(\x05\x12\x18\n\x10init_duration_ms\x18\x08 \x01(\x01\x12\x10\n\x08log_tail\x18\t \x01(\x0c\x12\x19\n\x11\x65nvironment_reset\x18\n \x01(\x08\"\n\n\x08\x44raining\"\x1a\n\x08Shutdown\x12\x0e\n\x06reason\x18\x01 \x01(\t2Y\n\x12\x45nvironmentGateway\x12\x43\n\x07\x43onnect\x12\x18.klambda.v1.AgentMessage\x1a\x1a.klambda.v1.GatewayMessage(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,19 +36,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GATEWAYMESSAGE']._serialized_start=231
   _globals['_GATEWAYMESSAGE']._serialized_end=389
   _globals['_REGISTER']._serialized_start=392
-  _globals['_REGISTER']._serialized_end=555
-  _globals['_REGISTERED']._serialized_start=557
-  _globals['_REGISTERED']._serialized_end=593
-  _globals['_READY']._serialized_start=595
-  _globals['_READY']._serialized_end=653
-  _globals['_INVOCATION']._serialized_start=656
-  _globals['_INVOCATION']._serialized_end=822
-  _globals['_RESULT']._serialized_start=825
-  _globals['_RESULT']._serialized_end=1062
-  _globals['_DRAINING']._serialized_start=1064
-  _globals['_DRAINING']._serialized_end=1074
-  _globals['_SHUTDOWN']._serialized_start=1076
-  _globals['_SHUTDOWN']._serialized_end=1102
-  _globals['_ENVIRONMENTGATEWAY']._serialized_start=1104
-  _globals['_ENVIRONMENTGATEWAY']._serialized_end=1193
+  _globals['_REGISTER']._serialized_end=573
+  _globals['_REGISTERED']._serialized_start=575
+  _globals['_REGISTERED']._serialized_end=611
+  _globals['_READY']._serialized_start=613
+  _globals['_READY']._serialized_end=671
+  _globals['_INVOCATION']._serialized_start=674
+  _globals['_INVOCATION']._serialized_end=840
+  _globals['_RESULT']._serialized_start=843
+  _globals['_RESULT']._serialized_end=1080
+  _globals['_DRAINING']._serialized_start=1082
+  _globals['_DRAINING']._serialized_end=1092
+  _globals['_SHUTDOWN']._serialized_start=1094
+  _globals['_SHUTDOWN']._serialized_end=1120
+  _globals['_ENVIRONMENTGATEWAY']._serialized_start=1122
+  _globals['_ENVIRONMENTGATEWAY']._serialized_end=1211
 # @@protoc_insertion_point(module_scope)

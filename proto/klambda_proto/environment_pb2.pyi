@@ -28,7 +28,7 @@ class GatewayMessage(_message.Message):
     def __init__(self, registered: _Optional[_Union[Registered, _Mapping]] = ..., invocation: _Optional[_Union[Invocation, _Mapping]] = ..., shutdown: _Optional[_Union[Shutdown, _Mapping]] = ...) -> None: ...
 
 class Register(_message.Message):
-    __slots__ = ("namespace", "function_name", "version", "environment_id", "memory_size_mb", "runtime", "initialization_type")
+    __slots__ = ("namespace", "function_name", "version", "environment_id", "memory_size_mb", "runtime", "initialization_type", "revision")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     FUNCTION_NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -36,6 +36,7 @@ class Register(_message.Message):
     MEMORY_SIZE_MB_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_FIELD_NUMBER: _ClassVar[int]
     INITIALIZATION_TYPE_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     function_name: str
     version: str
@@ -43,7 +44,8 @@ class Register(_message.Message):
     memory_size_mb: int
     runtime: str
     initialization_type: str
-    def __init__(self, namespace: _Optional[str] = ..., function_name: _Optional[str] = ..., version: _Optional[str] = ..., environment_id: _Optional[str] = ..., memory_size_mb: _Optional[int] = ..., runtime: _Optional[str] = ..., initialization_type: _Optional[str] = ...) -> None: ...
+    revision: str
+    def __init__(self, namespace: _Optional[str] = ..., function_name: _Optional[str] = ..., version: _Optional[str] = ..., environment_id: _Optional[str] = ..., memory_size_mb: _Optional[int] = ..., runtime: _Optional[str] = ..., initialization_type: _Optional[str] = ..., revision: _Optional[str] = ...) -> None: ...
 
 class Registered(_message.Message):
     __slots__ = ("environment_id",)

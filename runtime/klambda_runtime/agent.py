@@ -229,6 +229,7 @@ class Agent:
                 memory_size_mb=spec.memory_size,
                 runtime=spec.runtime,
                 initialization_type=spec.initialization_type,
+                revision=spec.revision,
             )
             log.debug("t=%.6f dialing", time.monotonic())
             await call.write(pb.AgentMessage(register=register))
