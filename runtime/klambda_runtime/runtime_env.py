@@ -51,6 +51,39 @@ def layer_python_paths(opt_dir: str, *, python_version: tuple[int, int]) -> list
     ]
 
 
+def layer_sys_path(opt_dir: str, *, python_version: tuple[int, int]) -> list[str]:
+    """Layer directories in the order Lambda's Python runtimes put them on ``sys.path``
+    (``/opt/python/lib/pythonX.Y/site-packages``, then ``/opt/python``)."""
+    return list(reversed(layer_python_paths(opt_dir, python_version=python_version)))
+
+
+def runtime_imports(
+    spec: EnvironmentSpec, *, python_version: tuple[int, int], provided: str | None
+) -> dict[str, list[str]]:
+    """What the built-in runtime process may import from (see ``pyruntime.isolation``):
+    ``front`` = task root then layers, ``provided`` = the Lambda-provided libraries."""
+    return {
+        "front": [spec.code_dir, *layer_sys_path(spec.opt_dir, python_version=python_version)],
+        "provided": [provided] if provided else [],
+    }
+
+
+# The exec'd built-in runtime: klambda_runtime importable for its own start only (the
+# interpreter need not have klambda installed), then isolated like a forked one.
+_EXEC_BOOT = (
+    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "from klambda_runtime.pyruntime.isolation import exec_main; sys.exit(exec_main(sys.argv[2]))"
+)
+RUNTIME_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def builtin_exec_argv(python: str, imports: Mapping[str, list[str]]) -> list[str]:
+    """argv of an exec'd built-in Python runtime (native libraries, no template, 3.12...)."""
+    import json
+
+    return [python, "-c", _EXEC_BOOT, RUNTIME_PACKAGE_PARENT, json.dumps(dict(imports))]
+
+
 def native_lib_dirs(spec: EnvironmentSpec) -> list[str]:
     """The function's shared-library directories that exist (``<code>/lib``, ``<opt>/lib``)."""
     candidates = [os.path.join(spec.code_dir, "lib")]

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from klambda_runtime.errors import SettingsError
+from klambda_runtime.lambda_libs import default_cache_dir
 
 _PREFIX = "KLAMBDA_AGENT_"
 
@@ -24,6 +25,8 @@ class AgentSettings:
     kill_grace_s: float = 0.2  # SIGTERM -> SIGKILL for the runtime when the agent exits
     python: str = sys.executable  # interpreter for the exec (non-fork) runtime path
     fork_runtime: bool = True  # fork Python runtimes from a per-environment template
+    # Where the Lambda-provided library directory (boto3...) is built; "" = no such set.
+    cache_dir: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> AgentSettings:
@@ -48,4 +51,5 @@ class AgentSettings:
             drain_close_s=num("DRAIN_CLOSE", cls.drain_close_s),
             python=env.get(_PREFIX + "PYTHON") or sys.executable,
             fork_runtime=env.get(_PREFIX + "FORK_RUNTIME", "1") not in ("0", "false", "no"),
+            cache_dir=default_cache_dir(env),
         )

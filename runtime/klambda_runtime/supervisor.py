@@ -39,10 +39,11 @@ from klambda_runtime.outcomes import (
 from klambda_runtime.runtime_api import RuntimeApi, event_head
 from klambda_runtime.runtime_env import (
     build_runtime_env,
+    builtin_exec_argv,
     function_arn,
     is_builtin_python,
-    layer_python_paths,
     native_lib_dirs,
+    runtime_imports,
 )
 from klambda_runtime.settings import AgentSettings
 from klambda_runtime.spec import EnvironmentSpec
@@ -125,7 +126,6 @@ class Supervisor:
 
     def _launch_begin(self) -> tuple[Any, ...]:
         """Ask for the runtime process now (no await): fork request or exec."""
-        import sys
 
         env = self._runtime_env()
         read_fd, write_fd = os.pipe()
@@ -139,11 +139,15 @@ class Supervisor:
                 and self.template.alive
                 and not self._native_libs
             ):
-                front = [self.spec.code_dir] + layer_python_paths(
-                    self.spec.opt_dir, python_version=sys.version_info[:2]
-                )
+                imports = self._imports()
                 reply = self.template.spawn_nowait(
-                    {"env": env, "cwd": self.spec.code_dir, "sys_path": front}, [write_fd]
+                    {
+                        "env": env,
+                        "cwd": self.spec.code_dir,
+                        "sys_path": imports["front"],
+                        "provided": imports["provided"],
+                    },
+                    [write_fd],
                 )
                 return (read_fd, write_fd, started, reply, None)
             popen = subprocess.Popen(
@@ -187,9 +191,17 @@ class Supervisor:
         exited.add_done_callback(functools.partial(self._on_exit, gen))
         self._sample(gen)
 
+    def _imports(self) -> dict[str, list[str]]:
+        import sys
+
+        from klambda_runtime import lambda_libs
+
+        provided = lambda_libs.ensure(self.settings.cache_dir) if self.settings.cache_dir else None
+        return runtime_imports(self.spec, python_version=sys.version_info[:2], provided=provided)
+
     def _argv(self) -> list[str]:
         if is_builtin_python(self.spec.runtime):
-            return [self.settings.python, "-m", "klambda_runtime.pyruntime"]
+            return builtin_exec_argv(self.settings.python, self._imports())
         for base in (self.spec.code_dir, self.spec.opt_dir):
             if base and os.path.exists(os.path.join(base, "bootstrap")):
                 return [os.path.join(base, "bootstrap")]

@@ -46,18 +46,17 @@ def runtime_child_main(
     os.environ.update(env)
     time.tzset()
     sys.argv = [message.get("argv0", "bootstrap")]
-    # Lambda's order: task root, then layers; the interpreter's own paths stay behind.
-    front = [p for p in message.get("sys_path", []) if p]
-    sys.path[:0] = [p for p in front if p not in sys.path]
-    import importlib
     import logging
 
-    importlib.invalidate_caches()
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
-    from klambda_runtime.pyruntime import bootstrap
+    from klambda_runtime.pyruntime import bootstrap, isolation
 
+    # What a Lambda function can import: task root, layers, the Lambda-provided libraries
+    # (boto3...) and the standard library; nothing of the platform this process was
+    # forked from (its site-packages, import hooks and preloaded modules are dropped).
+    isolation.isolate(front=message.get("sys_path", []), provided=message.get("provided", []))
     return bootstrap.run(env["AWS_LAMBDA_RUNTIME_API"], env.get("_HANDLER", ""))
 
 

@@ -81,6 +81,10 @@ def main() -> int:
     sock = socket.socket(fileno=int(sys.argv[1]))
     cwd = os.getcwd()
     preload()
+    # The Lambda-provided libraries (boto3...) once, here: every fork inherits the answer.
+    from klambda_runtime import lambda_libs
+
+    lambda_libs.ensure(lambda_libs.default_cache_dir(os.environ))
     # Nothing of the launcher's working directory on the path of user code.
     sys.path[:] = [p for p in sys.path if p not in ("", cwd)]
     # Keep the template's objects out of the collector's reach so children do not

@@ -190,11 +190,6 @@ def test_powertools_logger_under_awslambdaric(lam: Any) -> None:
     assert str(record["function_memory_size"]) == "128"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: the built-in Python runtime's sys.path includes "
-                   "the platform's own site-packages (runtime forked from the zygote keeps "
-                   "the zygote's sys.path), so a function without layers imports grpc, "
-                   "aiohttp, yaml, psutil, aws_lambda_powertools, mangum; on Lambda (and with "
-                   "a slim image) those imports fail with Runtime.ImportModuleError")
 def test_builtin_runtime_does_not_leak_platform_packages(lam: Any) -> None:
     _, body, _ = invoke(lam, "rt-builtin", {"action": "imports"})
     assert body == dict.fromkeys(body, False), body

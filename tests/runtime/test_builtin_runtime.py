@@ -425,7 +425,8 @@ async def test_layer_python_directory_is_importable(envs: Environments, tmp_path
     spec, _ = await envs.function({"app.py": app}, opt_dir=str(opt))
     value, site_value, path = json.loads((await envs.gateway.invoke(spec.environment_id)).payload)
     assert value == "from the layer" and site_value == "from site-packages"
-    assert path == [spec.code_dir, str(opt / "python"), str(site / "site-packages")]
+    # Lambda's order: the task root, the layer's site-packages, then its python/.
+    assert path == [spec.code_dir, str(site / "site-packages"), str(opt / "python")]
 
 
 async def test_log_tail_is_last_4kb(envs: Environments) -> None:
