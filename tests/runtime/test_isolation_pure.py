@@ -1,0 +1,106 @@
+"""The pure pieces of the built-in runtime's import isolation: the standard library's
+entries of ``sys.path``, the runtime's ``sys.path``, which loaded modules are the platform's,
+distribution discovery (``top_level.txt`` / ``RECORD``), and building the Lambda-provided
+directory of symlinks on a real (temporary) site-packages, content-addressed and reused.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from klambda_runtime import lambda_libs
+from klambda_runtime.pyruntime import isolation
+
+
+def test_stdlib_entries() -> None:
+    path = [
+        "",
+        "/py/lib/python311.zip",
+        "/py/lib/python3.11",
+        "/py/lib/python3.11/lib-dynload",
+        "/venv/lib/python3.11/site-packages",
+        "__editable__.klambda-0.1.0.finder.__path_hook__",
+        "/elsewhere/x.zip",
+    ]
+    assert isolation.stdlib_entries(path, stdlib_dir="/py/lib/python3.11", base_prefix="/py") == [
+        "/py/lib/python311.zip",
+        "/py/lib/python3.11",
+        "/py/lib/python3.11/lib-dynload",
+    ]
+    assert isolation.runtime_sys_path(
+        front=["/code", "", "/opt/python"], provided=["/p"], stdlib=["/py/lib", "/code"]
+    ) == ["/code", "/opt/python", "/p", "/py/lib"]
+
+
+def test_which_modules_are_the_platforms() -> None:
+    names = frozenset({"json", "distutils", "os"})
+
+    class Mod:
+        def __init__(self, file: str | None) -> None:
+            self.__file__ = file
+
+    def platform(name: str, file: str | None) -> bool:
+        return isolation.is_platform_module(name, Mod(file), stdlib_names=names, stdlib_dir="/s")
+
+    assert not platform("json", "/s/json/__init__.py")
+    assert not platform("json.decoder", "/s/json/decoder.py")
+    assert not platform("os", None)  # built in / frozen
+    assert not platform("__main__", "/anything.py")
+    assert platform("grpc", "/venv/site-packages/grpc/__init__.py")
+    assert platform("klambda_runtime.pyruntime", None)
+    assert platform("distutils", "/venv/site-packages/setuptools/_distutils/__init__.py")
+
+
+def test_top_level_names_and_distributions() -> None:
+    assert lambda_libs.top_level_names("boto3\n", from_record=False) == ["boto3"]
+    record = (
+        "six.py,sha256=x,1\n__pycache__/six.cpython-311.pyc,,\n"
+        "six-1.17.0.dist-info/RECORD,,\n../../bin/tool,,\nurllib3/__init__.py,,\n"
+        "urllib3/util/x.py,,\n"
+    )
+    assert lambda_libs.top_level_names(record, from_record=True) == ["six", "urllib3"]
+    listings = {
+        "/a": [
+            "boto3",
+            "boto3-1.0.dist-info",
+            "grpcio-1.6.dist-info",
+            "python_dateutil-2.9.dist-info",
+        ],
+        "/b": ["boto3-2.0.dist-info", "six-1.17.0.dist-info"],
+    }
+    assert lambda_libs.find_distributions(listings) == [
+        ("/a", "boto3-1.0.dist-info"),
+        ("/a", "python_dateutil-2.9.dist-info"),
+        ("/b", "six-1.17.0.dist-info"),
+    ]
+
+
+def test_prepare_builds_symlinks_once(tmp_path: Path) -> None:
+    site = tmp_path / "venv" / "site-packages"
+    (site / "botocore").mkdir(parents=True)
+    (site / "botocore" / "__init__.py").write_text("")
+    (site / "botocore-1.0.dist-info").mkdir()
+    (site / "botocore-1.0.dist-info" / "top_level.txt").write_text("botocore\n")
+    (site / "six.py").write_text("")
+    (site / "six-1.17.0.dist-info").mkdir()
+    (site / "six-1.17.0.dist-info" / "RECORD").write_text("six.py,,\n")
+    (site / "yaml").mkdir()
+    (site / "PyYAML-6.0.dist-info").mkdir()
+    cache = tmp_path / "cache"
+    first = lambda_libs.prepare(
+        path=[str(site), "/nonexistent/site-packages"], cache_dir=str(cache)
+    )
+    assert first is not None and first.startswith(str(cache / "lambda-provided"))
+    assert sorted(os.listdir(first)) == [
+        "botocore",
+        "botocore-1.0.dist-info",
+        "six-1.17.0.dist-info",
+        "six.py",
+    ]
+    assert os.readlink(os.path.join(first, "botocore")) == str(site / "botocore")
+    assert lambda_libs.prepare(path=[str(site)], cache_dir=str(cache)) == first
+    # A new version is a new directory (content-addressed by the dist-info names).
+    (site / "botocore-1.0.dist-info").rename(site / "botocore-1.1.dist-info")
+    assert lambda_libs.prepare(path=[str(site)], cache_dir=str(cache)) not in (None, first)
+    assert lambda_libs.prepare(path=[str(tmp_path)], cache_dir=str(cache)) is None
