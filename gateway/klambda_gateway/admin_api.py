@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -28,16 +27,9 @@ from aiohttp import web
 from klambda_model import ValidationError, load_documents, parse_documents
 from klambda_model.loader import document_label
 
-from .arn import account_for_namespace, function_arn, parse_function_name
-from .errors import InvalidParameterValue, InvokeError, ResourceNotFound
-from .local_registry import (
-    ApplyError,
-    LocalRegistry,
-    NotFoundError,
-    RegistryError,
-    VersionRecord,
-)
-from .registry import LATEST, AliasConfig
+from .local_registry import ApplyError, LocalRegistry, NotFoundError, RegistryError
+from .management_api import management_routes
+from .settings import GatewaySettings
 
 PREFIX = "/klambda/v1"
 MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -88,9 +80,12 @@ def admin_routes(
     logs_dir: Path | str,
     region: str = "us-east-1",
     account_id: str = "000000000000",
+    settings: GatewaySettings | None = None,
 ) -> list[web.RouteDef]:
     """The routes of the admin API (see the module docstring) plus the read-mostly subset
-    of Lambda's management API (:func:`management_routes`)."""
+    of Lambda's management API (:func:`~klambda_gateway.management_api.management_routes`;
+    ``settings`` gives its GetAccountSettings the platform's limits, default: from the
+    ``KLAMBDA_*`` environment)."""
     logs = Path(logs_dir)
 
     async def apply(request: web.Request) -> web.StreamResponse:
@@ -244,7 +239,8 @@ def admin_routes(
         web.delete(f"{PREFIX}/{{kind}}/{{namespace}}/{{name}}", delete_one),
     ]
     guarded = [web.route(r.method, r.path, _guard(r.handler), **r.kwargs) for r in routes]
-    return guarded + management_routes(registry, region=region, account_id=account_id)
+    return guarded + management_routes(registry, region=region, account_id=account_id,
+                                       settings=settings)
 
 
 def _read_range(path: Path, start: int, end: int) -> bytes:
@@ -276,185 +272,6 @@ def _tail(path: Path, lines: int, *, block: int = 65536) -> tuple[bytes, int]:
     if pos > 0:
         parts = parts[1:]  # the first part may be the end of a longer line
     return b"".join(parts[-lines:]), size
-
-
-# --- Lambda management API subset (reference §2), botocore shapes --------------------------
-
-
-class PreconditionFailed(InvokeError):
-    status = 412
-    code = "PreconditionFailedException"
-
-
-def _lambda_error(exc: InvokeError) -> web.Response:
-    resp = exc.response(str(uuid.uuid4()))
-    return web.Response(status=resp.status, headers=resp.headers, body=resp.body)
-
-
-def management_routes(
-    registry: LocalRegistry, *, region: str, account_id: str
-) -> list[web.RouteDef]:
-    """GetFunction, GetFunctionConfiguration, ListFunctions, PublishVersion,
-    ListVersionsByFunction, ListAliases, GetAlias — enough for boto3's waiters
-    (function_active_v2, function_updated_v2, function_exists, published_version_active)."""
-
-    def arn(ns: str, name: str, qualifier: str | None = None) -> str:
-        return function_arn(ns, name, qualifier, region=region, account_id=account_id)
-
-    def configuration(rec: VersionRecord) -> dict[str, Any]:
-        qualifier = None if rec.version == LATEST else rec.version
-        account = account_for_namespace(rec.namespace, account_id=account_id)
-        return {
-            "FunctionName": rec.function_name,
-            "FunctionArn": arn(rec.namespace, rec.function_name, qualifier),
-            "Runtime": rec.runtime,
-            "Role": rec.role or f"arn:aws:iam::{account_id}:role/klambda",
-            "Handler": rec.handler, "CodeSize": rec.code_size, "Description": rec.description,
-            "Timeout": rec.timeout, "MemorySize": rec.memory_size,
-            "LastModified": rec.last_modified, "CodeSha256": rec.code_sha256,
-            "Version": rec.version, "Environment": {"Variables": dict(rec.environment)},
-            "RevisionId": rec.revision,
-            "Layers": [
-                {"Arn": f"arn:aws:lambda:{region}:{account}:layer:{name}:{version}"}
-                for name, version, _ in rec.layers
-            ],
-            "State": "Active", "LastUpdateStatus": "Successful", "PackageType": "Zip",
-            "Architectures": ["x86_64"],
-        }
-
-    def resolve(request: web.Request) -> tuple[str, str, str | None]:
-        ref = parse_function_name(request.match_info["name"], request.query.get("Qualifier"),
-                                  account_id=account_id)
-        return ref.namespace, ref.name, ref.qualifier
-
-    def not_found(ns: str, name: str, qualifier: str | None = None) -> ResourceNotFound:
-        return ResourceNotFound(f"Function not found: {arn(ns, name, qualifier)}")
-
-    def record(ns: str, name: str, qualifier: str | None) -> VersionRecord:
-        version = qualifier or LATEST
-        if qualifier and not (qualifier == LATEST or qualifier.isdigit()):
-            alias = registry.alias(ns, name, qualifier)
-            if alias is None:
-                raise not_found(ns, name, qualifier)
-            version = alias.function_version
-        rec = registry.version_record(ns, name, version)
-        if rec is None:
-            raise not_found(ns, name, qualifier)
-        return rec
-
-    def lambda_guard(handler: Handler) -> Handler:
-        async def wrapped(request: web.Request) -> web.StreamResponse:
-            try:
-                return await handler(request)
-            except InvokeError as exc:
-                return _lambda_error(exc)
-            except NotFoundError as exc:
-                return _lambda_error(ResourceNotFound(str(exc)))
-        return wrapped
-
-    async def get_function(request: web.Request) -> web.StreamResponse:
-        ns, name, qualifier = resolve(request)
-        rec = record(ns, name, qualifier)
-        body: dict[str, Any] = {
-            "Configuration": configuration(rec),
-            "Code": {"RepositoryType": "S3", "Location": Path(rec.code_dir).as_uri()},
-        }
-        cfg = registry.function(ns, name)
-        if cfg is not None and cfg.reserved_concurrency is not None:
-            body["Concurrency"] = {"ReservedConcurrentExecutions": cfg.reserved_concurrency}
-        return web.json_response(body)
-
-    async def get_configuration(request: web.Request) -> web.StreamResponse:
-        ns, name, qualifier = resolve(request)
-        return web.json_response(configuration(record(ns, name, qualifier)))
-
-    async def list_functions(request: web.Request) -> web.StreamResponse:
-        everything = request.query.get("FunctionVersion") == "ALL"
-        items: list[dict[str, Any]] = []
-        for cfg in registry.functions():
-            if cfg.namespace != "default":
-                continue
-            recs = registry.version_records(cfg.namespace, cfg.name)
-            items.extend(configuration(r) for r in (recs if everything else recs[:1]))
-        return web.json_response({"Functions": items})
-
-    async def list_versions(request: web.Request) -> web.StreamResponse:
-        ns, name, _ = resolve(request)
-        recs = registry.version_records(ns, name)
-        if not recs:
-            raise not_found(ns, name)
-        return web.json_response({"Versions": [configuration(r) for r in recs]})
-
-    async def publish_version(request: web.Request) -> web.StreamResponse:
-        ns, name, _ = resolve(request)
-        body: dict[str, Any] = {}
-        if request.can_read_body:
-            try:
-                body = json.loads(await request.read() or b"{}")
-            except ValueError:
-                raise InvalidParameterValue("the request body is not JSON") from None
-        head = registry.version_record(ns, name, LATEST)
-        if head is None:
-            raise not_found(ns, name)
-        if body.get("CodeSha256") and body["CodeSha256"] != head.code_sha256:
-            raise PreconditionFailed(
-                f"CodeSha256 ({body['CodeSha256']}) does not match the code of $LATEST "
-                f"({head.code_sha256}): the code changed; fetch it again"
-            )
-        if body.get("RevisionId") and body["RevisionId"] != head.revision:
-            raise PreconditionFailed(
-                "The Revision Id provided does not match the latest Revision Id; fetch the "
-                "function again"
-            )
-        rec = await asyncio.to_thread(
-            registry.publish_version_record, ns, name, str(body.get("Description") or "")
-        )
-        return web.json_response(configuration(rec), status=201)
-
-    def alias_configuration(ns: str, cfg: AliasConfig, description: str) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "AliasArn": arn(ns, cfg.function_name, cfg.name), "Name": cfg.name,
-            "FunctionVersion": cfg.function_version, "Description": description,
-            "RevisionId": str(uuid.uuid5(uuid.NAMESPACE_URL, repr(cfg))),
-        }
-        if cfg.additional_version_weights:
-            out["RoutingConfig"] = {
-                "AdditionalVersionWeights": dict(cfg.additional_version_weights)}
-        return out
-
-    def descriptions(ns: str, name: str) -> dict[str, str]:
-        return {a["name"]: a["description"] for a in registry.list_aliases(ns, name)}
-
-    async def list_aliases(request: web.Request) -> web.StreamResponse:
-        ns, name, _ = resolve(request)
-        if registry.function(ns, name) is None:
-            raise not_found(ns, name)
-        desc = descriptions(ns, name)
-        items = [alias_configuration(ns, a, desc.get(a.name, "")) for a in registry.aliases()
-                 if a.namespace == ns and a.function_name == name]
-        return web.json_response({"Aliases": items})
-
-    async def get_alias(request: web.Request) -> web.StreamResponse:
-        ns, name, _ = resolve(request)
-        alias_name = request.match_info["alias"]
-        cfg = registry.alias(ns, name, alias_name)
-        if cfg is None:
-            raise ResourceNotFound(f"Alias not found: {arn(ns, name, alias_name)}")
-        return web.json_response(
-            alias_configuration(ns, cfg, descriptions(ns, name).get(alias_name, "")))
-
-    base = "/2015-03-31/functions"
-    routes = [
-        web.get(f"{base}/", list_functions),
-        web.get(base, list_functions),
-        web.get(f"{base}/{{name}}", get_function),
-        web.get(f"{base}/{{name}}/configuration", get_configuration),
-        web.get(f"{base}/{{name}}/versions", list_versions),
-        web.post(f"{base}/{{name}}/versions", publish_version),
-        web.get(f"{base}/{{name}}/aliases", list_aliases),
-        web.get(f"{base}/{{name}}/aliases/{{alias}}", get_alias),
-    ]
-    return [web.route(r.method, r.path, lambda_guard(r.handler), **r.kwargs) for r in routes]
 
 
 __all__ = ["PREFIX", "admin_routes", "error_response", "management_routes"]

@@ -426,6 +426,11 @@ class LocalRegistry:
         head = state.heads.get((namespace, name))
         return ([head] if head else []) + list(state.versions.get((namespace, name), []))
 
+    def layer_records(self, namespace: str, name: str | None = None) -> list[LayerRecord]:
+        """Layer versions of a namespace (one layer if ``name``), by name then version."""
+        return [rec for (ns, lname), recs in sorted(self._snap.state.layers.items())
+                if ns == namespace and (name is None or lname == name) for rec in recs]
+
     def list_functions(self, namespace: str | None = None) -> list[dict[str, Any]]:
         out = []
         for cfg in self._snap.function_list:

@@ -12,6 +12,7 @@ from pathlib import Path
 from aiohttp import web
 from klambda_gateway.admin_api import admin_routes
 from klambda_gateway.local_registry import LocalRegistry
+from klambda_gateway.settings import GatewaySettings
 
 
 def free_port() -> int:
@@ -31,8 +32,9 @@ def free_port() -> int:
 class AdminServer:
     """Starts on a free loopback port; ``endpoint`` is its URL. Stop with ``close()``."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, *, settings: GatewaySettings | None = None) -> None:
         self.state_dir = state_dir
+        self.settings = settings
         self.registry = LocalRegistry(state_dir)
         self.logs_dir = state_dir / "logs"
         self.port = free_port()
@@ -47,7 +49,8 @@ class AdminServer:
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
         app = web.Application()
-        app.add_routes(admin_routes(self.registry, logs_dir=self.logs_dir))
+        app.add_routes(admin_routes(self.registry, logs_dir=self.logs_dir,
+                                    settings=self.settings))
         self._runner = web.AppRunner(app)
         self._loop.run_until_complete(self._runner.setup())
         site = web.TCPSite(self._runner, "127.0.0.1", self.port)

@@ -107,3 +107,185 @@ def test_errors_are_modelled(client: Any) -> None:
         client.get_alias(FunctionName="canary", Name="dark")
     with pytest.raises(client.exceptions.ResourceNotFoundException):
         client.publish_version(FunctionName="nope")
+
+
+# --- paging, filters, the read-only extras, unserved operations ------------------------------
+
+EXTRA = """
+apiVersion: klambda.io/v1alpha1
+kind: Function
+metadata: {name: capped}
+spec:
+  runtime: python3.12
+  handler: app.handler
+  reservedConcurrency: 7
+  code: {inline: {app.py: "def handler(e, c):\\n    return 1\\n"}}
+"""
+
+
+def test_list_functions_pages_with_max_items_and_marker(client: Any) -> None:
+    first = client.list_functions(MaxItems=1)
+    assert [f["FunctionName"] for f in first["Functions"]] == ["canary"]
+    second = client.list_functions(MaxItems=1, Marker=first["NextMarker"])
+    assert [f["FunctionName"] for f in second["Functions"]] == ["greeter-with-layer"]
+    assert "NextMarker" not in second
+    pages = client.get_paginator("list_functions").paginate(
+        FunctionVersion="ALL", PaginationConfig={"PageSize": 3})
+    listed = [(f["FunctionName"], f["Version"]) for p in pages for f in p["Functions"]]
+    assert listed == [("canary", "$LATEST"), ("canary", "1"), ("canary", "2"),
+                      ("greeter-with-layer", "$LATEST")]
+
+
+def test_list_versions_pages(client: Any) -> None:
+    first = client.list_versions_by_function(FunctionName="canary", MaxItems=2)
+    assert [v["Version"] for v in first["Versions"]] == ["$LATEST", "1"]
+    rest = client.list_versions_by_function(FunctionName="canary", Marker=first["NextMarker"])
+    assert [v["Version"] for v in rest["Versions"]] == ["2"] and "NextMarker" not in rest
+
+
+def test_invalid_marker_is_invalid_parameter_value(client: Any) -> None:
+    with pytest.raises(client.exceptions.InvalidParameterValueException) as info:
+        client.list_functions(Marker="not-a-marker")
+    assert "NextMarker of the previous page" in str(info.value)
+    with pytest.raises(client.exceptions.InvalidParameterValueException):
+        client.list_versions_by_function(FunctionName="canary", Marker="WzEsMl0")  # [1,2]
+
+
+def test_page_size_is_capped_at_50(tmp_path: Path) -> None:
+    docs = "\n---\n".join(
+        EXTRA.replace("name: capped", f"name: fn-{i:02d}") for i in range(53))
+    srv = AdminServer(tmp_path / "many")
+    try:
+        srv.registry.apply(load_documents(docs))
+        lam = boto3.client("lambda", endpoint_url=srv.endpoint, region_name="us-east-1",
+                           aws_access_key_id="x", aws_secret_access_key="x")
+        first = lam.list_functions(MaxItems=1000)
+        assert len(first["Functions"]) == 50 and first["NextMarker"]
+        rest = lam.list_functions(Marker=first["NextMarker"])
+        assert [f["FunctionName"] for f in rest["Functions"]] == ["fn-50", "fn-51", "fn-52"]
+    finally:
+        srv.close()
+
+
+def test_list_aliases_filtered_by_function_version(client: Any) -> None:
+    assert client.list_aliases(FunctionName="canary", FunctionVersion="2")["Aliases"] == []
+    one = client.list_aliases(FunctionName="canary", FunctionVersion="1")["Aliases"]
+    assert [a["Name"] for a in one] == ["live"]
+
+
+def test_function_concurrency(server: AdminServer, client: Any) -> None:
+    server.registry.apply(load_documents(EXTRA))
+    got = client.get_function_concurrency(FunctionName="capped")
+    assert got["ReservedConcurrentExecutions"] == 7
+    assert "ReservedConcurrentExecutions" not in client.get_function_concurrency(
+        FunctionName="canary")
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.get_function_concurrency(FunctionName="nope")
+
+
+def test_event_invoke_config(server: AdminServer, client: Any) -> None:
+    server.registry.apply(load_documents((REPO / "examples" / "async.yaml").read_text()))
+    cfg = client.get_function_event_invoke_config(FunctionName="orders")
+    assert cfg["FunctionArn"] == "arn:aws:lambda:us-east-1:000000000000:function:orders"
+    assert (cfg["MaximumRetryAttempts"], cfg["MaximumEventAgeInSeconds"]) == (1, 3600)
+    assert cfg["DestinationConfig"] == {"OnFailure": {
+        "Destination": "arn:aws:lambda:us-east-1:000000000000:function:audit"}}
+    assert cfg["LastModified"].year >= 2024  # botocore parsed the timestamp
+    listed = client.list_function_event_invoke_configs(FunctionName="orders")
+    assert len(listed["FunctionEventInvokeConfigs"]) == 1
+    with pytest.raises(client.exceptions.ResourceNotFoundException) as info:
+        client.get_function_event_invoke_config(FunctionName="audit")
+    assert "doesn't have an EventInvokeConfig" in str(info.value)
+    assert client.list_function_event_invoke_configs(
+        FunctionName="audit")["FunctionEventInvokeConfigs"] == []
+
+
+def test_account_settings_report_the_platform_limits(tmp_path: Path) -> None:
+    from klambda_gateway.settings import GatewaySettings
+
+    settings = GatewaySettings(account_concurrency=20, unreserved_floor=15)
+    srv = AdminServer(tmp_path / "acct", settings=settings)
+    try:
+        srv.registry.apply(load_documents(EXTRA))  # reserves 7: 20 - 7 < floor 15
+        lam = boto3.client("lambda", endpoint_url=srv.endpoint, region_name="us-east-1",
+                           aws_access_key_id="x", aws_secret_access_key="x")
+        out = lam.get_account_settings()
+        assert out["AccountLimit"]["ConcurrentExecutions"] == 20
+        assert out["AccountLimit"]["UnreservedConcurrentExecutions"] == 15
+        assert out["AccountUsage"]["FunctionCount"] == 1
+        assert out["AccountUsage"]["TotalCodeSize"] > 0
+    finally:
+        srv.close()
+
+
+def test_layers(client: Any) -> None:
+    layers = client.list_layers(CompatibleRuntime="python3.12")["Layers"]
+    assert [(la["LayerName"], la["LatestMatchingVersion"]["Version"]) for la in layers] == [
+        ("shared-deps", 1)]
+    assert client.list_layers(CompatibleRuntime="python3.11")["Layers"] != []
+    versions = client.list_layer_versions(LayerName="shared-deps")["LayerVersions"]
+    assert [v["Version"] for v in versions] == [1]
+    got = client.get_layer_version(LayerName="shared-deps", VersionNumber=1)
+    assert got["LayerVersionArn"] == "arn:aws:lambda:us-east-1:000000000000:layer:shared-deps:1"
+    assert len(got["Content"]["CodeSha256"]) == 44
+    by_arn = client.get_layer_version_by_arn(Arn=got["LayerVersionArn"])
+    assert by_arn["Content"] == got["Content"]
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.get_layer_version(LayerName="shared-deps", VersionNumber=9)
+
+
+def test_unserved_operations_are_readable_client_errors(client: Any) -> None:
+    with pytest.raises(client.exceptions.InvalidParameterValueException) as info:
+        client.create_function(FunctionName="x", Role="arn:aws:iam::1:role/r",
+                               Code={"ZipFile": b"PK"}, Runtime="python3.12", Handler="a.b")
+    assert str(info.value) == (
+        "An error occurred (InvalidParameterValueException) when calling the CreateFunction "
+        "operation: CreateFunction is not supported by klambda: declare functions as manifests "
+        "and `klambda apply -f` them (docs/resources.md)")
+    with pytest.raises(client.exceptions.InvalidParameterValueException) as info:
+        client.put_function_concurrency(FunctionName="canary", ReservedConcurrentExecutions=1)
+    assert "spec.reservedConcurrency" in str(info.value)
+    with pytest.raises(client.exceptions.InvalidParameterValueException) as info:
+        client.update_function_configuration(FunctionName="canary", Timeout=9)
+    assert "UpdateFunctionConfiguration is not supported by klambda" in str(info.value)
+    assert info.value.response["ResponseMetadata"]["RetryAttempts"] == 0
+
+
+def test_every_lambda_route_answers_json(server: AdminServer) -> None:
+    """Every operation of botocore's Lambda model gets a JSON answer botocore can parse
+    (served or 400 InvalidParameterValueException naming it), never a plain-text 404."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("lambda")
+    served = {"GetFunction", "GetFunctionConfiguration", "ListFunctions", "PublishVersion",
+              "ListVersionsByFunction", "ListAliases", "GetAlias", "GetFunctionConcurrency",
+              "GetFunctionEventInvokeConfig", "ListFunctionEventInvokeConfigs",
+              "GetAccountSettings", "ListLayers", "ListLayerVersions", "GetLayerVersion",
+              "GetLayerVersionByArn"}
+    named = 0
+    for op_name in model.operation_names:
+        op = model.operation_model(op_name)
+        uri = op.http["requestUri"].split("?")[0]
+        path = "/".join("canary" if p.startswith("{") else p for p in uri.split("/"))
+        if op_name == "GetLayerVersion":
+            path = path.replace("/versions/canary", "/versions/1")
+        req = urllib.request.Request(server.endpoint + path, method=op.http["method"],
+                                     data=b"{}" if op.http["method"] in ("POST", "PUT") else None)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                status, headers, body = resp.status, resp.headers, resp.read()
+        except urllib.error.HTTPError as exc:
+            status, headers, body = exc.code, exc.headers, exc.read()
+        assert headers["Content-Type"].startswith("application/json"), (op_name, status, body)
+        if op_name in served or op_name == "Invoke":
+            continue
+        assert status == 400, (op_name, status, body)
+        assert headers["X-Amzn-ErrorType"] == "InvalidParameterValueException"
+        message = json.loads(body)["message"]
+        assert "klambda" in message
+        named += op_name in message
+    assert named >= 50  # all but the operations newer than this klambda name themselves

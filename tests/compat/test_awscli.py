@@ -263,9 +263,6 @@ def test_versions_publish_and_aliases(plat: LocalPlatform) -> None:
            "operation: " in cp.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="bug: ListAliases ignores FunctionVersion "
-                   "(admin_api.management_routes.list_aliases returns every alias of the "
-                   "function); Lambda lists only the aliases that invoke that version")
 def test_list_aliases_filtered_by_version(plat: LocalPlatform) -> None:
     none = aws_json(plat, "list-aliases", "--function-name", "cli-hello",
                     "--function-version", "7")
