@@ -1,7 +1,9 @@
 """The Lambda management API subset, judged by real boto3/botocore against a real HTTP
 server: GetFunction (+ the function_active_v2 / function_exists waiters),
 GetFunctionConfiguration, ListFunctions, PublishVersion (idempotent, CodeSha256 / RevisionId
-preconditions), ListVersionsByFunction, ListAliases, GetAlias, and modelled errors."""
+preconditions), ListVersionsByFunction, ListAliases, GetAlias, and modelled errors; paging (MaxItems,
+Marker), the ListAliases FunctionVersion filter, GetFunctionConcurrency, event-invoke-config,
+GetAccountSettings, layers, and the JSON 400 of every unserved Lambda route."""
 
 from __future__ import annotations
 
@@ -289,3 +291,22 @@ def test_every_lambda_route_answers_json(server: AdminServer) -> None:
         assert "klambda" in message
         named += op_name in message
     assert named >= 50  # all but the operations newer than this klambda name themselves
+
+
+def test_paginate_is_stable_when_earlier_items_go_away() -> None:
+    from klambda_gateway.errors import InvalidParameterValue
+    from klambda_gateway.management_api import decode_marker, max_items, paginate
+
+    items = [((name,), name) for name in ("a", "b", "c", "d")]
+    page, marker = paginate(items, marker=None, limit=2)
+    assert page == ["a", "b"] and marker is not None
+    assert decode_marker(marker, width=1) == ("c",)
+    assert paginate(items[1:], marker=marker, limit=2) == (["c", "d"], None)
+    assert paginate([], marker=marker, limit=2) == ([], None)
+    for bad in ("%%%", "bm90IGpzb24", "WyJhIiwiYiJd"):  # not base64, not JSON, wrong width
+        with pytest.raises(InvalidParameterValue):
+            paginate(items, marker=bad, limit=2)
+    assert (max_items(None), max_items("3"), max_items("10000")) == (50, 3, 50)
+    for bad in ("0", "x", "10001"):
+        with pytest.raises(InvalidParameterValue):
+            max_items(bad)
