@@ -70,7 +70,7 @@ def start_runtime_template() -> tuple[socket.socket, int]:
     if threading.active_count() != 1:
         raise RuntimeError("the runtime template must be forked before any thread starts")
     # The runtime's code is imported once here, not in every runtime process.
-    from klambda_runtime.pyruntime import bootstrap  # noqa: F401
+    from klambda_runtime.pyruntime import bootstrap, isolation  # noqa: F401
 
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     pid = os.fork()
@@ -79,6 +79,7 @@ def start_runtime_template() -> tuple[socket.socket, int]:
         try:
             ours.close()
             forkserver.set_process_name("klambda-template")
+            isolation.snapshot()
             forkserver.serve(
                 theirs,
                 {"runtime": runtime_child_main},

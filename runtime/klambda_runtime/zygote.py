@@ -97,7 +97,12 @@ def main() -> int:
     # whatever PID 1 is.
     forkserver.become_subreaper()
     forkserver.set_process_name("klambda-zygote")
+    from klambda_runtime.pyruntime import isolation
     from klambda_runtime.templates import runtime_child_main
+
+    # What a runtime process must forget of this template, classified once, last (after
+    # every import the zygote itself makes).
+    isolation.snapshot()
 
     forkserver.serve(
         sock,

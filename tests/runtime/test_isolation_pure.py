@@ -104,3 +104,50 @@ def test_prepare_builds_symlinks_once(tmp_path: Path) -> None:
     (site / "botocore-1.0.dist-info").rename(site / "botocore-1.1.dist-info")
     assert lambda_libs.prepare(path=[str(site)], cache_dir=str(cache)) not in (None, first)
     assert lambda_libs.prepare(path=[str(tmp_path)], cache_dir=str(cache)) is None
+
+
+ISOLATE_IN_A_CHILD = """
+import json, os, sys
+import grpc, yaml, klambda_runtime.agent
+from klambda_runtime.pyruntime import isolation
+if sys.argv[1] == "snapshot":
+    isolation.snapshot()
+isolation.isolate(front=[sys.argv[2]], provided=[])
+def importable(name):
+    try:
+        __import__(name)
+        return True
+    except ImportError:
+        return False
+print(json.dumps({
+    "loaded": sorted(m for m in sys.modules if m.split(".")[0] in ("grpc", "yaml", "klambda_runtime")),
+    "importable": [importable(n) for n in ("grpc", "yaml", "klambda_runtime", "json", "asyncio")],
+    "path0": sys.path[0],
+    "hooks": len(sys.meta_path),
+}))
+"""
+
+
+def test_isolate_with_and_without_snapshot(tmp_path: Path) -> None:
+    """In a real interpreter that imported the platform: both ways forget it all."""
+    import json
+    import subprocess
+    import sys
+
+    seen = []
+    for mode in ("snapshot", "full"):
+        out = subprocess.run(
+            [sys.executable, "-c", ISOLATE_IN_A_CHILD, mode, str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        seen.append(json.loads(out))
+    assert seen[0] == seen[1]
+    assert seen[0] == {
+        "loaded": [],
+        "importable": [False, False, False, True, True],
+        "path0": str(tmp_path),
+        "hooks": 3,  # BuiltinImporter, FrozenImporter, PathFinder
+    }

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 # The interpreter's own import machinery (everything else on the hooks is a package's).
 _CORE_IMPORT_MODULES = frozenset({"_frozen_importlib", "_frozen_importlib_external", "zipimport"})
@@ -51,6 +51,13 @@ def runtime_sys_path(
     return out
 
 
+def in_stdlib(path: str, *, stdlib_dir: str) -> bool:
+    """Whether a file or directory is the standard library's (not a site directory in it)."""
+    if path != stdlib_dir and not path.startswith(stdlib_dir + os.sep):
+        return False
+    return "site-packages" not in path and "dist-packages" not in path
+
+
 def is_platform_module(
     name: str, module: object, *, stdlib_names: frozenset[str], stdlib_dir: str
 ) -> bool:
@@ -61,32 +68,66 @@ def is_platform_module(
         return True
     filename = getattr(module, "__file__", None)
     # A stdlib name served from elsewhere (e.g. setuptools' ``distutils``) is not stdlib.
-    return isinstance(filename, str) and not filename.startswith(stdlib_dir + os.sep)
+    return isinstance(filename, str) and not in_stdlib(filename, stdlib_dir=stdlib_dir)
 
 
 def _is_core_hook(hook: object) -> bool:
     return getattr(hook, "__module__", None) in _CORE_IMPORT_MODULES
 
 
+class _Snapshot:
+    """A template's import state classified once, before it forks (see :func:`snapshot`)."""
+
+    def __init__(self) -> None:
+        stdlib_dir = os.path.dirname(os.__file__)
+        names = frozenset(sys.stdlib_module_names)
+        self.module_count = len(sys.modules)
+        self.drop = tuple(
+            name
+            for name, module in dict(sys.modules).items()
+            if is_platform_module(name, module, stdlib_names=names, stdlib_dir=stdlib_dir)
+        )
+        self.stdlib = tuple(
+            stdlib_entries(sys.path, stdlib_dir=stdlib_dir, base_prefix=sys.base_prefix)
+        )
+        # Finders cached for directories that stay importable (the stdlib's) are kept.
+        self.stale_finders = tuple(
+            key
+            for key in sys.path_importer_cache
+            if key not in self.stdlib and not in_stdlib(key, stdlib_dir=stdlib_dir)
+        )
+        self.meta_path = tuple(hook for hook in sys.meta_path if _is_core_hook(hook))
+        self.path_hooks = tuple(hook for hook in sys.path_hooks if _is_core_hook(hook))
+
+
+_snapshot: _Snapshot | None = None
+# Forgotten modules stay referenced: freeing them in a fork would only copy the template's
+# pages (reference counts, deallocation) for nothing.
+_forgotten: list[object] = []
+
+
+def snapshot() -> None:
+    """Classify this process's modules and paths now, in a template about to fork runtimes
+    (zygote, per-environment template): a runtime then only pops the known names instead
+    of inspecting every module (which touches — and copies — a page per module)."""
+    global _snapshot
+    _snapshot = _Snapshot()
+
+
 def isolate(*, front: Iterable[str], provided: Iterable[str]) -> None:
     """Make this process's import system what a Lambda function finds (see module doc)."""
-    import importlib
-
-    stdlib_dir = os.path.dirname(os.__file__)
-    sys.path[:] = runtime_sys_path(
-        front=front,
-        provided=provided,
-        stdlib=stdlib_entries(sys.path, stdlib_dir=stdlib_dir, base_prefix=sys.base_prefix),
-    )
-    sys.meta_path[:] = [hook for hook in sys.meta_path if _is_core_hook(hook)]
-    sys.path_hooks[:] = [hook for hook in sys.path_hooks if _is_core_hook(hook)]
-    sys.path_importer_cache.clear()
-    names = frozenset(sys.stdlib_module_names)
-    modules: Mapping[str, object] = dict(sys.modules)
-    for name, module in modules.items():
-        if is_platform_module(name, module, stdlib_names=names, stdlib_dir=stdlib_dir):
-            del sys.modules[name]
-    importlib.invalidate_caches()
+    snap = _snapshot
+    if snap is None or snap.module_count != len(sys.modules):
+        snap = _Snapshot()  # exec'd runtime, or modules imported since the snapshot
+    sys.path[:] = runtime_sys_path(front=front, provided=provided, stdlib=snap.stdlib)
+    sys.meta_path[:] = snap.meta_path
+    sys.path_hooks[:] = snap.path_hooks
+    # The stdlib's cached finders stay valid; the task root and layers get fresh ones (no
+    # importlib.invalidate_caches() needed: nothing cached refers to them).
+    forget_finder = sys.path_importer_cache.pop
+    _forgotten.extend(forget_finder(key, None) for key in snap.stale_finders)
+    forget_module = sys.modules.pop
+    _forgotten.extend(forget_module(name, None) for name in snap.drop)
 
 
 def exec_main(config_json: str) -> int:
