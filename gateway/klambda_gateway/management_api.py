@@ -109,117 +109,61 @@ def version_key(version: str) -> str:
 
 # --- operations klambda does not serve -------------------------------------------------------
 
-_HINTS = {
-    "CreateFunction": f"declare functions as manifests and `klambda apply -f` them ({DOCS})",
-    "UpdateFunctionCode": "change spec.code in the Function manifest and `klambda apply -f` it",
-    "UpdateFunctionConfiguration": "change the Function manifest's spec and "
-                                   f"`klambda apply -f` it ({DOCS})",
-    "DeleteFunction": "use `klambda delete function NAME` (or `klambda delete -f` the manifest)",
-    "CreateAlias": f"declare an Alias manifest and `klambda apply -f` it ({DOCS})",
-    "UpdateAlias": f"change the Alias manifest and `klambda apply -f` it ({DOCS})",
-    "DeleteAlias": "use `klambda delete alias NAME` (the Alias manifest's metadata.name)",
-    "PutFunctionConcurrency": f"set spec.reservedConcurrency in the Function manifest ({DOCS})",
-    "DeleteFunctionConcurrency": "remove spec.reservedConcurrency from the Function manifest",
-    "PutFunctionEventInvokeConfig": "set spec.eventInvokeConfig in the Function manifest",
-    "UpdateFunctionEventInvokeConfig": "set spec.eventInvokeConfig in the Function manifest",
-    "DeleteFunctionEventInvokeConfig": "remove spec.eventInvokeConfig from the Function "
-                                       "manifest",
-    "PutProvisionedConcurrencyConfig": "set spec.provisionedConcurrency in the Alias manifest",
-    "DeleteProvisionedConcurrencyConfig": "set spec.provisionedConcurrency: 0 in the Alias "
-                                          "manifest",
-    "PublishLayerVersion": f"declare a Layer manifest; every change publishes a version ({DOCS})",
-    "DeleteLayerVersion": "delete the Layer (`klambda delete layer NAME`)",
-    "CreateEventSourceMapping": f"declare an EventSourceMapping manifest ({DOCS})",
-    "UpdateEventSourceMapping": "change the EventSourceMapping manifest and apply it",
-    "DeleteEventSourceMapping": "use `klambda delete eventsourcemapping NAME`",
-    "InvokeAsync": "InvokeAsync is deprecated: use Invoke with InvocationType=Event",
-}
-
-# (method, requestUri template, operation) of Lambda's routes klambda does not serve
-_UNSERVED = """
-POST /2018-10-31/layers/{}/versions/{}/policy AddLayerVersionPermission
-POST /2015-03-31/functions/{}/policy AddPermission
-POST /2015-03-31/functions/{}/aliases CreateAlias
-POST /2020-04-22/code-signing-configs CreateCodeSigningConfig
-POST /2015-03-31/event-source-mappings CreateEventSourceMapping
-POST /2015-03-31/functions CreateFunction
-POST /2021-10-31/functions/{}/url CreateFunctionUrlConfig
-DELETE /2015-03-31/functions/{}/aliases/{} DeleteAlias
-DELETE /2020-04-22/code-signing-configs/{} DeleteCodeSigningConfig
-DELETE /2015-03-31/event-source-mappings/{} DeleteEventSourceMapping
-DELETE /2015-03-31/functions/{} DeleteFunction
-DELETE /2020-06-30/functions/{}/code-signing-config DeleteFunctionCodeSigningConfig
-DELETE /2017-10-31/functions/{}/concurrency DeleteFunctionConcurrency
-DELETE /2019-09-25/functions/{}/event-invoke-config DeleteFunctionEventInvokeConfig
-DELETE /2021-10-31/functions/{}/url DeleteFunctionUrlConfig
-DELETE /2018-10-31/layers/{}/versions/{} DeleteLayerVersion
-DELETE /2019-09-30/functions/{}/provisioned-concurrency DeleteProvisionedConcurrencyConfig
-GET /2020-04-22/code-signing-configs/{} GetCodeSigningConfig
-GET /2015-03-31/event-source-mappings/{} GetEventSourceMapping
-GET /2020-06-30/functions/{}/code-signing-config GetFunctionCodeSigningConfig
-GET /2024-08-31/functions/{}/recursion-config GetFunctionRecursionConfig
-GET /2021-10-31/functions/{}/url GetFunctionUrlConfig
-GET /2018-10-31/layers/{}/versions/{}/policy GetLayerVersionPolicy
-GET /2015-03-31/functions/{}/policy GetPolicy
-GET /2019-09-30/functions/{}/provisioned-concurrency GetProvisionedConcurrencyConfig
-GET /2021-07-20/functions/{}/runtime-management-config GetRuntimeManagementConfig
-POST /2014-11-13/functions/{}/invoke-async InvokeAsync
-POST /2021-11-15/functions/{}/response-streaming-invocations InvokeWithResponseStream
-GET /2020-04-22/code-signing-configs ListCodeSigningConfigs
-GET /2015-03-31/event-source-mappings ListEventSourceMappings
-GET /2021-10-31/functions/{}/urls ListFunctionUrlConfigs
-GET /2020-04-22/code-signing-configs/{}/functions ListFunctionsByCodeSigningConfig
-GET /2017-03-31/tags/{} ListTags
-POST /2018-10-31/layers/{}/versions PublishLayerVersion
-PUT /2020-06-30/functions/{}/code-signing-config PutFunctionCodeSigningConfig
-PUT /2017-10-31/functions/{}/concurrency PutFunctionConcurrency
-PUT /2019-09-25/functions/{}/event-invoke-config PutFunctionEventInvokeConfig
-PUT /2024-08-31/functions/{}/recursion-config PutFunctionRecursionConfig
-PUT /2019-09-30/functions/{}/provisioned-concurrency PutProvisionedConcurrencyConfig
-PUT /2021-07-20/functions/{}/runtime-management-config PutRuntimeManagementConfig
-DELETE /2018-10-31/layers/{}/versions/{}/policy/{} RemoveLayerVersionPermission
-DELETE /2015-03-31/functions/{}/policy/{} RemovePermission
-POST /2017-03-31/tags/{} TagResource
-DELETE /2017-03-31/tags/{} UntagResource
-PUT /2015-03-31/functions/{}/aliases/{} UpdateAlias
-PUT /2020-04-22/code-signing-configs/{} UpdateCodeSigningConfig
-PUT /2015-03-31/event-source-mappings/{} UpdateEventSourceMapping
-PUT /2015-03-31/functions/{}/code UpdateFunctionCode
-PUT /2015-03-31/functions/{}/configuration UpdateFunctionConfiguration
-POST /2019-09-25/functions/{}/event-invoke-config UpdateFunctionEventInvokeConfig
-PUT /2021-10-31/functions/{}/url UpdateFunctionUrlConfig
-"""
-
-
-def _compile(table: str) -> list[tuple[str, re.Pattern[str], str]]:
-    out = []
-    for line in table.strip().splitlines():
-        method, template, op = line.split()
-        pattern = re.escape(template).replace(r"\{\}", "[^/]+")
-        out.append((method, re.compile(f"^{pattern}/?$"), op))
-    return out
-
-
-_UNSERVED_ROUTES = _compile(_UNSERVED)
-
-
-def operation_name(method: str, path: str) -> str | None:
-    """Pure: the Lambda operation a request addresses, among those klambda does not serve."""
-    for m, pattern, op in _UNSERVED_ROUTES:
-        if m == method and pattern.match(path):
-            return op
-    return None
+# (method, requestUri template, operation, what to do instead) of the unserved operations
+# users reach for most; the others get a generic answer (botocore names the operation anyway)
+_MANIFEST = f"`klambda apply -f` it ({DOCS})"
+_HINTED = [
+    ("POST", "/2015-03-31/functions", "CreateFunction",
+     f"declare functions as manifests and `klambda apply -f` them ({DOCS})"),
+    ("PUT", "/2015-03-31/functions/{}/code", "UpdateFunctionCode",
+     f"change spec.code in the Function manifest and {_MANIFEST}"),
+    ("PUT", "/2015-03-31/functions/{}/configuration", "UpdateFunctionConfiguration",
+     f"change the Function manifest's spec and {_MANIFEST}"),
+    ("DELETE", "/2015-03-31/functions/{}", "DeleteFunction",
+     "use `klambda delete function NAME` (or `klambda delete -f` the manifest)"),
+    ("POST", "/2015-03-31/functions/{}/aliases", "CreateAlias",
+     f"declare an Alias manifest and {_MANIFEST}"),
+    ("PUT", "/2015-03-31/functions/{}/aliases/{}", "UpdateAlias",
+     f"change the Alias manifest and {_MANIFEST}"),
+    ("DELETE", "/2015-03-31/functions/{}/aliases/{}", "DeleteAlias",
+     "use `klambda delete alias NAME` (the Alias manifest's metadata.name)"),
+    ("PUT", "/2017-10-31/functions/{}/concurrency", "PutFunctionConcurrency",
+     f"set spec.reservedConcurrency in the Function manifest and {_MANIFEST}"),
+    ("DELETE", "/2017-10-31/functions/{}/concurrency", "DeleteFunctionConcurrency",
+     f"remove spec.reservedConcurrency from the Function manifest and {_MANIFEST}"),
+    ("PUT", "/2019-09-25/functions/{}/event-invoke-config", "PutFunctionEventInvokeConfig",
+     f"set spec.eventInvokeConfig in the Function manifest and {_MANIFEST}"),
+    ("POST", "/2019-09-25/functions/{}/event-invoke-config", "UpdateFunctionEventInvokeConfig",
+     f"set spec.eventInvokeConfig in the Function manifest and {_MANIFEST}"),
+    ("DELETE", "/2019-09-25/functions/{}/event-invoke-config", "DeleteFunctionEventInvokeConfig",
+     f"remove spec.eventInvokeConfig from the Function manifest and {_MANIFEST}"),
+    ("PUT", "/2019-09-30/functions/{}/provisioned-concurrency", "PutProvisionedConcurrencyConfig",
+     f"set spec.provisionedConcurrency in the Alias manifest and {_MANIFEST}"),
+    ("POST", "/2018-10-31/layers/{}/versions", "PublishLayerVersion",
+     f"declare a Layer manifest (every change publishes a version) and {_MANIFEST}"),
+    ("POST", "/2015-03-31/event-source-mappings", "CreateEventSourceMapping",
+     f"declare an EventSourceMapping manifest and {_MANIFEST}"),
+    ("PUT", "/2015-03-31/event-source-mappings/{}", "UpdateEventSourceMapping",
+     f"change the EventSourceMapping manifest and {_MANIFEST}"),
+    ("DELETE", "/2015-03-31/event-source-mappings/{}", "DeleteEventSourceMapping",
+     "use `klambda delete eventsourcemapping NAME`"),
+    ("POST", "/2014-11-13/functions/{}/invoke-async", "InvokeAsync",
+     "the API is deprecated; use Invoke with InvocationType=Event"),
+]
+_HINTED_ROUTES = [
+    (method, re.compile("^" + re.escape(uri).replace(r"\{\}", "[^/]+") + "/?$"), op, hint)
+    for method, uri, op, hint in _HINTED
+]
 
 
 def unsupported_message(method: str, path: str) -> str:
-    """Pure: what an unserved management request gets told."""
-    op = operation_name(method, path)
-    if op is None:
-        return (f"{method} {path} is not part of the Lambda management API klambda serves "
-                f"(the subset is listed in {DOCS}); desired state changes through manifests "
-                "and `klambda apply -f`")
-    hint = _HINTS.get(op, f"klambda has no equivalent; the served subset is listed in {DOCS}")
-    return f"{op} is not supported by klambda: {hint}"
+    """Pure: what a request of a management operation klambda does not serve gets told."""
+    for m, pattern, op, hint in _HINTED_ROUTES:
+        if m == method and pattern.match(path):
+            return f"{op} is not supported by klambda: {hint}"
+    return (f"this operation ({method} {path}) is not supported by klambda: the served subset "
+            f"of Lambda's management API is listed in {DOCS}; desired state changes through "
+            "manifests and `klambda apply -f`")
 
 
 # --- the routes --------------------------------------------------------------------------------
@@ -435,17 +379,14 @@ def management_routes(
         dests = {key: d for key, d in (("OnSuccess", destination(ns, eic.on_success)),
                                        ("OnFailure", destination(ns, eic.on_failure)))
                  if d is not None}
+        head = registry.version_record(ns, name, LATEST)
         return {
-            "LastModified": registry_head_time(ns, name),
+            "LastModified": head.last_modified if head else "",
             "FunctionArn": arn(ns, name, qualifier),
             "MaximumRetryAttempts": eic.maximum_retry_attempts,
             "MaximumEventAgeInSeconds": eic.maximum_event_age_seconds,
             "DestinationConfig": dests,
         }
-
-    def registry_head_time(ns: str, name: str) -> str:
-        head = registry.version_record(ns, name, LATEST)
-        return head.last_modified if head else ""
 
     async def get_event_invoke_config(request: web.Request) -> web.StreamResponse:
         ns, name, qualifier = resolve(request)
@@ -468,7 +409,7 @@ def management_routes(
             ConcurrencyLimits(limits.account_concurrency, limits.unreserved_floor), reserved)
         code_sizes = {r.code_sha256: r.code_size for f in functions
                       for r in registry.version_records(f.namespace, f.name)}
-        code_sizes.update({r.code_sha256: r.code_size for r in layer_records("default")})
+        code_sizes.update({r.code_sha256: r.code_size for r in registry.layer_records("default")})
         return web.json_response({
             "AccountLimit": {
                 "TotalCodeSize": TOTAL_CODE_SIZE, "CodeSizeUnzipped": MAX_UNZIPPED_BYTES,
@@ -479,9 +420,6 @@ def management_routes(
             "AccountUsage": {"TotalCodeSize": sum(code_sizes.values()),
                              "FunctionCount": len(functions)},
         })
-
-    def layer_records(ns: str, name: str | None = None) -> list[LayerRecord]:
-        return registry.layer_records(ns, name)
 
     def layer_ref(raw: str) -> tuple[str, str]:
         if raw.startswith("arn:"):
@@ -511,7 +449,7 @@ def management_routes(
         return not runtime or runtime in rec.compatible_runtimes
 
     def get_layer_version_record(ns: str, name: str, version: str) -> LayerRecord:
-        for rec in layer_records(ns, name):
+        for rec in registry.layer_records(ns, name):
             if str(rec.version) == version:
                 return rec
         raise ResourceNotFound(
@@ -525,7 +463,7 @@ def management_routes(
             return web.json_response(
                 layer_version(get_layer_version_record(ns, name, version), content=True))
         latest: dict[str, LayerRecord] = {}
-        for rec in layer_records("default"):
+        for rec in registry.layer_records("default"):
             if runtime_matches(request, rec):
                 latest[rec.name] = rec  # records come in version order
         items = [((name,), {"LayerName": name, "LayerArn": layer_arn("default", name),
@@ -536,7 +474,7 @@ def management_routes(
 
     async def list_layer_versions(request: web.Request) -> web.StreamResponse:
         ns, name = layer_ref(request.match_info["layer"])
-        recs = [r for r in layer_records(ns, name) if runtime_matches(request, r)]
+        recs = [r for r in registry.layer_records(ns, name) if runtime_matches(request, r)]
         # newest first, as Lambda lists them
         items = [((str(10**10 - r.version).zfill(11),), layer_version(r)) for r in recs]
         items.sort(key=lambda kv: kv[0])
@@ -579,4 +517,4 @@ def management_routes(
 
 
 __all__ = ["PreconditionFailed", "decode_marker", "encode_marker", "management_routes",
-           "max_items", "operation_name", "paginate", "unsupported_message"]
+           "max_items", "paginate", "unsupported_message"]
