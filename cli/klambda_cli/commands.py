@@ -143,16 +143,19 @@ def _ago(text: str | None) -> str:
 
 
 def cmd_get(args: argparse.Namespace) -> int:
+    if args.what == "esm":
+        args.what = "event-source-mappings"
     params: dict[str, str] = {}
     if not args.all_namespaces:
         params["namespace"] = args.namespace
     if args.name and args.what in ("versions", "aliases"):
         params["function"] = args.name
     query = urllib.parse.urlencode(params)
+    path = args.what.replace("-", "")
     items: list[dict[str, Any]] = _client(args).request(
-        "GET", f"/klambda/v1/{args.what}?{query}"
+        "GET", f"/klambda/v1/{path}?{query}"
     ).json()["items"]
-    if args.name and args.what in ("functions", "layers"):
+    if args.name and args.what in ("functions", "layers", "event-source-mappings"):
         items = [i for i in items if i["name"] == args.name]
     if args.output == "json":
         print(json.dumps(items, indent=2))
@@ -168,7 +171,7 @@ def cmd_get(args: argparse.Namespace) -> int:
         rows = [[i["namespace"], *r] for i, r in zip(items, rows, strict=True)]
     if not rows:
         where = "any namespace" if args.all_namespaces else f'namespace "{args.namespace}"'
-        print(f"no {args.what} in {where}", file=sys.stderr)
+        print(f"no {args.what.replace('-', ' ')} in {where}", file=sys.stderr)
         return EXIT_OK
     print(table(headers, rows))
     return EXIT_OK
@@ -206,6 +209,13 @@ def _rows(what: str, items: list[dict[str, Any]]) -> tuple[list[str], list[list[
             ["FUNCTION", "ALIAS", "VERSION", "WEIGHTS", "PROVISIONED"],
             [[i["function"], i["name"], i["functionVersion"], weights(i),
               i["provisionedConcurrency"]] for i in items],
+        )
+    if what == "event-source-mappings":
+        return (
+            ["NAME", "FUNCTION", "SOURCE", "ENABLED", "BATCH", "STATE"],
+            [[i["name"], i["function"], i["source"], str(i["enabled"]).lower(),
+              "default" if i["batchSize"] is None else i["batchSize"], i["state"]]
+             for i in items],
         )
     return (
         ["NAME", "VERSION", "RUNTIMES", "SIZE", "CODE-SHA256", "CREATED"],

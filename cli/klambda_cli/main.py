@@ -24,7 +24,7 @@ environment:
   KLAMBDA_STATE_DIR  default for `klambda up --state-dir` (./.klambda)
 """
 
-GET_KINDS = ("functions", "versions", "aliases", "layers")
+GET_KINDS = ("functions", "versions", "aliases", "layers", "event-source-mappings", "esm")
 
 
 def _common(p: argparse.ArgumentParser, *, namespace: bool = True) -> None:
@@ -86,9 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("-R", "--recursive", action="store_true", help="recurse into directories")
     _common(de)
 
-    ge = add("get", "list functions, versions, aliases or layers")
-    ge.add_argument("what", choices=GET_KINDS, metavar="{functions,versions,aliases,layers}")
-    ge.add_argument("name", nargs="?", help="only this function (versions, aliases) or layer")
+    ge = add("get", "list functions, versions, aliases, layers or event source mappings")
+    ge.add_argument("what", choices=GET_KINDS,
+                    metavar="{functions,versions,aliases,layers,event-source-mappings|esm}")
+    ge.add_argument("name", nargs="?", help="only this function (versions, aliases), layer or "
+                    "event source mapping (metadata.name)")
     ge.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table",
                     help="output format (default: table)")
     ge.add_argument("-A", "--all-namespaces", action="store_true", help="every namespace")

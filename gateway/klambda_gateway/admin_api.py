@@ -6,6 +6,7 @@
 | POST   /klambda/v1/delete[?namespace=ns]               | delete the documents in the body       |
 | DELETE /klambda/v1/{kind}/{namespace}/{name}           | delete one resource                    |
 | GET    /klambda/v1/functions|versions|aliases|layers   | lists (?namespace=, ?function=)        |
+| GET    /klambda/v1/eventsourcemappings                 | mappings (?namespace=, ?function=)     |
 | GET    /klambda/v1/resources[?kind=&namespace=]        | the applied documents                  |
 | POST   /klambda/v1/functions/{namespace}/{name}/versions | publish a version ({"description"})  |
 | GET    /klambda/v1/logs/{namespace}/{function}         | the function's log (?tail=N&follow=1)  |
@@ -146,6 +147,11 @@ def admin_routes(
     async def layers(request: web.Request) -> web.StreamResponse:
         return web.json_response({"items": registry.list_layers(_ns(request))})
 
+    async def event_source_mappings(request: web.Request) -> web.StreamResponse:
+        fn = request.query.get("function") or None
+        return web.json_response(
+            {"items": registry.list_event_source_mappings(_ns(request), fn)})
+
     async def resources(request: web.Request) -> web.StreamResponse:
         from klambda_model import to_document
 
@@ -233,6 +239,7 @@ def admin_routes(
         web.get(f"{PREFIX}/versions", versions),
         web.get(f"{PREFIX}/aliases", aliases),
         web.get(f"{PREFIX}/layers", layers),
+        web.get(f"{PREFIX}/eventsourcemappings", event_source_mappings),
         web.get(f"{PREFIX}/resources", resources),
         web.post(f"{PREFIX}/functions/{{namespace}}/{{name}}/versions", publish),
         web.get(f"{PREFIX}/logs/{{namespace}}/{{function}}", logs_handler),

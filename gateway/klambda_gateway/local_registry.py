@@ -45,6 +45,7 @@ from .local_store import (
     alias_rows,
     build_snapshot,
     create_schema,
+    esm_rows,
     function_rows,
     lambda_time,
     layer_rows,
@@ -214,6 +215,11 @@ class LocalRegistry:
 
     def list_layers(self, namespace: str | None = None) -> list[dict[str, Any]]:
         return layer_rows(self._snap, namespace)
+
+    def list_event_source_mappings(
+        self, namespace: str | None = None, function: str | None = None
+    ) -> list[dict[str, Any]]:
+        return esm_rows(self._snap, namespace, function)
 
     # --- write side ------------------------------------------------------------------------
 

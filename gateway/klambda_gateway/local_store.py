@@ -24,6 +24,8 @@ from typing import Any
 from klambda_model import (
     LATEST,
     Alias,
+    EventSourceMapping,
+    EventSourceMappingSpec,
     Function,
     Resource,
     ValidationError,
@@ -369,4 +371,44 @@ def layer_rows(snap: Snapshot, namespace: str | None = None) -> list[dict[str, A
                 "compatibleRuntimes": list(rec.compatible_runtimes),
                 "description": rec.description, "created": rec.created,
             })
+    return out
+
+
+NOT_POLLED = "not polled yet"  # pollers arrive in a later release
+
+
+def esm_source(spec: EventSourceMappingSpec) -> str:
+    """Pure: a short description of a mapping's source (ARN, queue URL, brokers/topic)."""
+    if spec.event_source_arn:
+        return spec.event_source_arn
+    src = spec.source
+    if src is not None and src.sqs is not None:
+        return src.sqs.queue_url
+    if src is not None and src.kafka is not None:
+        return f"kafka://{','.join(src.kafka.bootstrap_servers)}/{src.kafka.topic}"
+    if src is not None and src.rabbitmq is not None:
+        return f"{src.rabbitmq.url} queue {src.rabbitmq.queue}"
+    return ""
+
+
+def esm_rows(
+    snap: Snapshot, namespace: str | None = None, function: str | None = None
+) -> list[dict[str, Any]]:
+    """The EventSourceMapping resources as the CLI lists them; ``state`` says honestly that
+    nothing polls them yet."""
+    out = []
+    for (kind, ns, name), doc in sorted(snap.state.docs.items()):
+        if kind != "EventSourceMapping" or not isinstance(doc, EventSourceMapping) or (
+            namespace is not None and ns != namespace
+        ):
+            continue
+        spec = doc.spec
+        if function is not None and spec.function_name.split(":")[0] != function:
+            continue
+        out.append({
+            "namespace": ns, "name": name, "function": spec.function_name,
+            "source": esm_source(spec), "enabled": spec.enabled, "batchSize": spec.batch_size,
+            "startingPosition": spec.starting_position,
+            "state": NOT_POLLED if spec.enabled else f"disabled ({NOT_POLLED})",
+        })
     return out

@@ -2,7 +2,7 @@
 against a real admin API server, exit codes (0, 2 usage/invalid manifests, 3 unreachable or
 service errors) and readable messages; invoke and logs against a real `klambda up` running
 the examples (results, function errors -> 1, unknown function -> 3, --log, --event,
---dry-run, aliases)."""
+--dry-run, aliases); `get event-source-mappings` / `get esm` (declared, not polled yet)."""
 
 from __future__ import annotations
 
@@ -126,6 +126,54 @@ def test_apply_from_stdin_into_namespace(server: AdminServer) -> None:
     assert server.registry.function("team-a", "hello") is not None
     listed = klambda("get", "functions", "-A", endpoint=server.endpoint).stdout.splitlines()
     assert listed[1].split()[:2] == ["team-a", "hello"]
+
+
+ESM = """
+apiVersion: klambda.io/v1alpha1
+kind: Function
+metadata: {name: consumer}
+spec:
+  runtime: python3.12
+  handler: app.handler
+  code: {inline: {app.py: "def handler(e, c):\\n    return 1\\n"}}
+---
+apiVersion: klambda.io/v1alpha1
+kind: EventSourceMapping
+metadata: {name: orders-queue}
+spec:
+  functionName: consumer
+  eventSourceArn: arn:aws:sqs:us-east-1:000000000000:orders
+  batchSize: 5
+---
+apiVersion: klambda.io/v1alpha1
+kind: EventSourceMapping
+metadata: {name: clicks}
+spec:
+  functionName: consumer:1
+  enabled: false
+  source: {kafka: {bootstrapServers: ["kafka:9092"], topic: clicks}}
+"""
+
+
+def test_get_event_source_mappings(server: AdminServer) -> None:
+    ep = server.endpoint
+    assert klambda("apply", "-f", "-", stdin=ESM, endpoint=ep).returncode == 0
+    table = klambda("get", "event-source-mappings", endpoint=ep)
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["NAME", "FUNCTION", "SOURCE", "ENABLED", "BATCH", "STATE"]
+    assert lines[1].split() == ["clicks", "consumer:1", "kafka://kafka:9092/clicks", "false",
+                                "default", "disabled", "(not", "polled", "yet)"]
+    assert lines[2].split() == ["orders-queue", "consumer",
+                                "arn:aws:sqs:us-east-1:000000000000:orders", "true", "5",
+                                "not", "polled", "yet"]
+    one = klambda("get", "esm", "orders-queue", "-o", "json", endpoint=ep)
+    assert '"name": "orders-queue"' in one.stdout and "clicks" not in one.stdout
+    wide = klambda("get", "esm", "-A", endpoint=ep).stdout.splitlines()
+    assert wide[1].split()[:2] == ["default", "clicks"]
+    other = klambda("get", "esm", "-n", "team-a", endpoint=ep)
+    assert other.returncode == 0 and 'no event source mappings in namespace "team-a"' in \
+        other.stderr
 
 
 # --- against a real platform ------------------------------------------------------------
