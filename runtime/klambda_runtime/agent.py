@@ -406,16 +406,23 @@ def run_agent(
         sys.stderr.write(f"klambda-agent: {exc}\n")
         return EXIT_FAILED
     os.set_blocking(1, True)
+    from klambda_runtime.interpreters import choose_interpreter
     from klambda_runtime.runtime_env import is_builtin_python
 
     template, own_template = zygote, False
-    if template is None and is_builtin_python(spec.runtime) and settings.fork_runtime:
+    if (
+        template is None
+        and is_builtin_python(spec.runtime)
+        and settings.fork_runtime
+        and choose_interpreter(spec.runtime, settings)[0].platform
+    ):
         from klambda_runtime.templates import start_runtime_template
 
         template, own_template = start_runtime_template(), True
     try:
         if os.environ.get("KLAMBDA_UVLOOP_TEST") == "1":
             import uvloop
+
             return uvloop.run(_serve(spec, settings, template))
         return asyncio.run(_serve(spec, settings, template))
     finally:

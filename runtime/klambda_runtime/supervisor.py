@@ -24,6 +24,7 @@ from typing import Any
 from klambda_runtime import errors, reports
 from klambda_runtime.forkclient import ForkClient, watch_child
 from klambda_runtime.generation import RuntimeProcess
+from klambda_runtime.interpreters import choose_interpreter
 from klambda_runtime.logsink import LogSink
 from klambda_runtime.outcomes import (
     InitOutcome,
@@ -78,6 +79,9 @@ class Supervisor:
         # The dynamic loader reads LD_LIBRARY_PATH only when a program starts, so a forked
         # runtime cannot see <code>/lib or <opt>/lib: with such directories, exec instead.
         self._native_libs = native_lib_dirs(spec) != []
+        # Which Python runs a built-in runtime (python3.12 on a 3.12 interpreter when
+        # there is one); one that is not the platform's own is exec'd, never forked.
+        self.interpreter, self._interpreter_note = choose_interpreter(spec.runtime, settings)
         self._delivered_at = 0.0
 
     # ----------------------------------------------------------------- lifecycle
@@ -109,16 +113,14 @@ class Supervisor:
             await asyncio.wait([gen.init], timeout=remaining)
 
     def _runtime_env(self) -> dict[str, str]:
-        import sys
-
         return build_runtime_env(
             self.spec,
             api_address=self.api.address,
             host_env=os.environ,
-            python_version=sys.version_info[:2],
+            python_version=self.interpreter.version,
             now=self._log_stream_time,
             initialization_type=None,
-            lang_bin=os.path.dirname(self.settings.python),
+            lang_bin=os.path.dirname(self.interpreter.path),
         )
 
     async def _launch(self) -> None:
@@ -128,6 +130,9 @@ class Supervisor:
         """Ask for the runtime process now (no await): fork request or exec."""
 
         env = self._runtime_env()
+        if self._interpreter_note:  # once per environment
+            self.sink.line(self._interpreter_note)
+            self._interpreter_note = ""
         read_fd, write_fd = os.pipe()
         os.set_blocking(read_fd, False)
         started = self._loop.time()
@@ -138,6 +143,7 @@ class Supervisor:
                 and self.template is not None
                 and self.template.alive
                 and not self._native_libs
+                and self.interpreter.platform
             ):
                 imports = self._imports()
                 reply = self.template.spawn_nowait(
@@ -192,16 +198,16 @@ class Supervisor:
         self._sample(gen)
 
     def _imports(self) -> dict[str, list[str]]:
-        import sys
-
         from klambda_runtime import lambda_libs
 
         provided = lambda_libs.ensure(self.settings.cache_dir) if self.settings.cache_dir else None
-        return runtime_imports(self.spec, python_version=sys.version_info[:2], provided=provided)
+        return runtime_imports(
+            self.spec, python_version=self.interpreter.version, provided=provided
+        )
 
     def _argv(self) -> list[str]:
         if is_builtin_python(self.spec.runtime):
-            return builtin_exec_argv(self.settings.python, self._imports())
+            return builtin_exec_argv(self.interpreter.path, self._imports())
         for base in (self.spec.code_dir, self.spec.opt_dir):
             if base and os.path.exists(os.path.join(base, "bootstrap")):
                 return [os.path.join(base, "bootstrap")]

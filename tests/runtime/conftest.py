@@ -21,6 +21,9 @@ from klambda_runtime.spec import EnvironmentSpec
 from klambda_runtime.testing import TestGateway
 
 PYTHON = sys.executable
+# The runtime whose version is the platform's own interpreter: forked from the zygote.
+# (Another pythonX.Y runs on its own interpreter, exec'd: see test_interpreters.py.)
+PLATFORM_RUNTIME = f"python{sys.version_info[0]}.{sys.version_info[1]}"
 _ids = itertools.count(1)
 
 
@@ -69,7 +72,7 @@ class Environments:
             namespace="default",
             function_name="fn",
             version="$LATEST",
-            runtime="python3.12",
+            runtime=PLATFORM_RUNTIME,
             handler="app.handler",
             code_dir=str(code_dir),
             log_path=str(self.tmp_path / f"{env_id}.log"),

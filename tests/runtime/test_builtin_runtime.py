@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Environments, error_of
+from .conftest import PLATFORM_RUNTIME, Environments, error_of
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -166,7 +166,7 @@ async def test_default_arn_and_environment_variables(envs: Environments, tmp_pat
     assert env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "128"
     assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "eu-west-1"
     assert env["TZ"] == ":UTC"
-    assert env["AWS_EXECUTION_ENV"] == "AWS_Lambda_python3.12"
+    assert env["AWS_EXECUTION_ENV"] == f"AWS_Lambda_{PLATFORM_RUNTIME}"
     assert env["AWS_LAMBDA_INITIALIZATION_TYPE"] == "on-demand"
     assert env["GREETING"] == "hi"
     assert env["AWS_LAMBDA_MAX_CONCURRENCY"] is None  # never passed to a runtime
@@ -400,7 +400,7 @@ async def test_seven_megabyte_response_is_too_large(envs: Environments) -> None:
 
 
 async def test_bytes_and_unicode_results(envs: Environments) -> None:
-    spec, _ = await envs.function({"app.py": APP})
+    spec, _ = await envs.function({"app.py": APP}, runtime="python3.12")
     raw = await envs.gateway.invoke(spec.environment_id, b'{"action": "bytes"}')
     assert raw.payload == b"raw-bytes"
     text = await envs.gateway.invoke(spec.environment_id, b'{"action": "unicode"}')

@@ -24,12 +24,12 @@ import pytest_asyncio
 from klambda_runtime.launcher import SubprocessLauncher, ZygoteLauncher
 from klambda_runtime.testing import TestGateway
 
-from .conftest import Environments, error_of
+from .conftest import PLATFORM_RUNTIME, Environments, error_of
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 # The platform's own interpreter (the fork paths need it; python3.12 may be exec'd).
-RUNTIME = f"python3.{sys.version_info[1]}"
+RUNTIME = PLATFORM_RUNTIME
 PLATFORM_PACKAGES = ("grpc", "aiohttp", "yaml", "psutil", "klambda_runtime", "klambda_proto")
 
 PROBE = """
