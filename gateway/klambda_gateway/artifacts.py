@@ -6,6 +6,7 @@ so each artifact has Lambda's ``CodeSha256`` (base64 SHA-256 of the zip) and liv
 layers in order (later layers override files of earlier ones), stored at
 ``<root>/opt/<hex sha256 of the ordered layer digests>/``. Directories are written under a
 temporary name and renamed into place, so a crash never leaves a half-written artifact.
+:meth:`ArtifactStore.collect_garbage` removes what no version references any more.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import base64
 import hashlib
 import io
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -30,6 +32,7 @@ MAX_UNZIPPED_BYTES = 262_144_000  # Lambda's limit for code + layers, unzipped
 MAX_DOWNLOAD_BYTES = 262_144_000
 FETCH_TIMEOUT_S = 60.0
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class ArtifactError(Exception):
@@ -206,6 +209,31 @@ class ArtifactStore:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return str(dest)
+
+    def collect_garbage(self, *, digests: set[str], opt_keys: set[str],
+                        temporary: bool = False) -> list[str]:
+        """Removes the artifacts not in ``digests`` (with their ``.size`` files) and the merged
+        /opt directories not in ``opt_keys``; with ``temporary`` also leftover ``.tmp-*``
+        directories of an interrupted write (only safe while nothing materialises). Names
+        that are not artifacts are left alone. Returns the removed paths."""
+        removed: list[str] = []
+
+        def remove(path: Path) -> None:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(str(path))
+
+        for dirpath, keep in ((self.root, digests), (self.root / "opt", opt_keys)):
+            if not dirpath.is_dir():
+                continue
+            for entry in sorted(dirpath.iterdir()):
+                name = entry.name
+                if temporary and name.startswith(".tmp-") or _HEX64.match(name) and name not in keep or (dirpath == self.root and name.endswith(".size")
+                      and _HEX64.match(name[:-5]) and name[:-5] not in keep):
+                    remove(entry)
+        return removed
 
     @staticmethod
     def _publish_dir(tmp: Path, dest: Path) -> None:

@@ -14,6 +14,7 @@ documents, the $LATEST head of each function, published function versions and la
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import threading
 import time
@@ -50,11 +51,14 @@ from .local_store import (
     lambda_time,
     layer_rows,
     load_state,
+    referenced_artifacts,
     version_records,
     version_rows,
     write_changes,
 )
 from .registry import AliasConfig, FunctionConfig, FunctionVersion
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "ApplyError", "LayerRecord", "LocalRegistry", "NotFoundError", "RegistryError",
@@ -124,6 +128,7 @@ class LocalRegistry:
         self._db.execute("PRAGMA synchronous=FULL")
         create_schema(self._db)
         self._snap = build_snapshot(load_state(self._db))
+        self._collect_garbage(temporary=True)  # nothing runs yet: leftovers of a crash too
         self._generation = 1
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._waiters_lock = threading.Lock()
@@ -252,6 +257,7 @@ class LocalRegistry:
             messages = planner.delete(keys)
             if planner.deleted:
                 self._commit(old, new)
+                self._collect_garbage()
             return messages
 
     def publish_version(self, namespace: str, name: str, description: str = "") -> FunctionVersion:
@@ -293,6 +299,21 @@ class LocalRegistry:
         self._snap = build_snapshot(new)
         self._generation += 1
         self._notify()
+
+    def _collect_garbage(self, *, temporary: bool = False) -> None:
+        """Removes artifacts no function version ($LATEST or published) or layer version
+        references (at open, and after a delete). Called with the write lock held (or before
+        any write), so no apply is materialising meanwhile."""
+        digests, opt_keys = referenced_artifacts(self._snap.state)
+        try:
+            removed = self.artifacts.collect_garbage(
+                digests=digests, opt_keys=opt_keys, temporary=temporary)
+        except OSError as exc:  # never fail a delete for this; the next run retries
+            log.warning("artifact garbage collection failed: %s", exc)
+            return
+        if removed:
+            log.info("removed %d unreferenced artifacts under %s", len(removed),
+                     self.artifacts.root)
 
     def _now(self) -> str:
         return lambda_time(self._clock())

@@ -8,6 +8,7 @@ immutable read model derived from it.
 * ``create_schema`` / ``load_state`` / ``write_changes``: ``<state>/registry.db`` (one table per
   record kind; a commit writes the difference between two states in one transaction).
 * :func:`build_snapshot`: pure, State -> the immutable read model the data path reads.
+* :func:`referenced_artifacts`: pure, what the artifact garbage collection must keep.
 * ``*_rows``: pure listing views of a snapshot for the CLI / admin API.
 """
 
@@ -19,6 +20,7 @@ import sqlite3
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from klambda_model import (
@@ -278,6 +280,20 @@ def load_state(db: sqlite3.Connection) -> State:
     return state
 
 
+
+
+def referenced_artifacts(state: State) -> tuple[set[str], set[str]]:
+    """Pure: the artifact digests and merged /opt keys that the state still references
+    (code of $LATEST and of every published version, every layer version, their /opt)."""
+    digests = {rec.digest for recs in state.layers.values() for rec in recs}
+    opt_keys: set[str] = set()
+    records = [*state.heads.values(), *(r for recs in state.versions.values() for r in recs)]
+    for rec in records:
+        if rec.code_dir:
+            digests.add(Path(rec.code_dir).name)
+        if rec.opt_dir:
+            opt_keys.add(Path(rec.opt_dir).name)
+    return digests, opt_keys
 
 
 # --- listing views (pure, over a snapshot) ----------------------------------------------------

@@ -1,7 +1,8 @@
 """LocalRegistry: apply results (created/configured/unchanged), all-or-nothing apply,
 publish-version (immutable, idempotent), declarative spec.publish, layer versions and layer
 resolution, alias checks, the read model (FunctionConfig / AliasConfig), persistence across
-reopen, delete cascades, and wait_changed."""
+reopen, delete cascades, wait_changed, and the garbage collection of unreferenced artifacts
+(at open, after delete)."""
 
 from __future__ import annotations
 
@@ -295,3 +296,62 @@ def test_a_stored_document_the_model_now_rejects_is_skipped(tmp_path: Path) -> N
         assert [f.name for f in second.functions()] == ["hello"]
     finally:
         second.close()
+
+
+def _artifacts(state: Path) -> set[str]:
+    root = state / "artifacts"
+    opt = root / "opt"
+    return {p.name for p in root.iterdir() if p.is_dir() and p.name != "opt"} | (
+        {f"opt/{p.name}" for p in opt.iterdir()} if opt.is_dir() else set())
+
+
+def _dirs(reg: LocalRegistry, ns: str, name: str, version: str) -> set[str]:
+    v = reg.version(ns, name, version)
+    assert v is not None
+    out = {Path(v.code_dir).name}
+    if v.opt_dir:
+        out.add(f"opt/{Path(v.opt_dir).name}")
+    return out
+
+
+def test_unreferenced_artifacts_are_collected_at_open(tmp_path: Path) -> None:
+    state = tmp_path / "s"
+    first = LocalRegistry(state)
+    first.apply(docs(fn(body="return 1", extra="  publish: true")))
+    v1 = _dirs(first, "default", "hello", "1")
+    first.apply(docs(fn(body="return 2")))  # $LATEST moves on; version 1 keeps its code
+    latest = _dirs(first, "default", "hello", LATEST)
+    first.apply(docs(fn(body="return 3")))  # "return 2" is now referenced by nothing
+    latest3 = _dirs(first, "default", "hello", LATEST)
+    assert _artifacts(state) == v1 | latest | latest3  # nothing is collected by an apply
+    first.close()
+    (state / "artifacts" / ".tmp-crashed").mkdir()
+    (state / "artifacts" / "notes.txt").write_text("not an artifact")
+    second = LocalRegistry(state)
+    try:
+        assert _artifacts(state) == v1 | latest3
+        assert not (state / "artifacts" / ".tmp-crashed").exists()
+        assert (state / "artifacts" / "notes.txt").exists()
+        kept = next(iter(latest3))
+        assert (state / "artifacts" / f"{kept}.size").exists()
+        gone = next(iter(latest))
+        assert not (state / "artifacts" / f"{gone}.size").exists()
+        second.apply(docs(fn(body="return 2")))  # collected code comes back on demand
+        again = second.version("default", "hello", LATEST)
+        assert again is not None and (Path(again.code_dir) / "app.py").exists()
+    finally:
+        second.close()
+
+
+def test_delete_collects_what_only_the_deleted_resources_used(reg: LocalRegistry) -> None:
+    state = reg.state_dir
+    reg.apply(docs(layer(), fn(extra="  layers: [deps]\n  publish: true"),
+                   fn("other", body="return 2", extra="  layers: [deps]")))
+    hello, other = _dirs(reg, "default", "hello", "1"), _dirs(reg, "default", "other", LATEST)
+    layer_dir = Path(reg.layer_records("default", "deps")[0].path).name
+    shared_opt = {d for d in hello if d.startswith("opt/")}
+    assert shared_opt and shared_opt <= other
+    reg.delete([("function", "default", "hello")])
+    assert _artifacts(state) == other | {layer_dir}  # the layer and its /opt are still used
+    reg.delete([("function", "default", "other"), ("layer", "default", "deps")])
+    assert _artifacts(state) == set()
