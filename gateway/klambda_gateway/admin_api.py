@@ -79,14 +79,18 @@ def admin_routes(
     registry: LocalRegistry,
     *,
     logs_dir: Path | str,
-    region: str = "us-east-1",
-    account_id: str = "000000000000",
+    region: str | None = None,
+    account_id: str | None = None,
     settings: GatewaySettings | None = None,
 ) -> list[web.RouteDef]:
     """The routes of the admin API (see the module docstring) plus the read-mostly subset
-    of Lambda's management API (:func:`~klambda_gateway.management_api.management_routes`;
-    ``settings`` gives its GetAccountSettings the platform's limits, default: from the
-    ``KLAMBDA_*`` environment)."""
+    of Lambda's management API (:func:`~klambda_gateway.management_api.management_routes`).
+    ``settings`` (default: built from the ``KLAMBDA_*`` environment, as ``klambda up`` does)
+    gives the region and account id of ARNs and GetAccountSettings' limits; explicit
+    ``region`` / ``account_id`` win."""
+    settings = settings if settings is not None else GatewaySettings.from_env()
+    region = region or settings.region
+    account_id = account_id or settings.account_id
     logs = Path(logs_dir)
 
     async def apply(request: web.Request) -> web.StreamResponse:

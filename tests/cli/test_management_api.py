@@ -202,10 +202,11 @@ def test_event_invoke_config(server: AdminServer, client: Any) -> None:
         FunctionName="audit")["FunctionEventInvokeConfigs"] == []
 
 
-def test_account_settings_report_the_platform_limits(tmp_path: Path) -> None:
+def test_settings_give_account_limits_region_and_account(tmp_path: Path) -> None:
     from klambda_gateway.settings import GatewaySettings
 
-    settings = GatewaySettings(account_concurrency=20, unreserved_floor=15)
+    settings = GatewaySettings(account_concurrency=20, unreserved_floor=15,
+                               region="eu-west-1", account_id="123456789012")
     srv = AdminServer(tmp_path / "acct", settings=settings)
     try:
         srv.registry.apply(load_documents(EXTRA))  # reserves 7: 20 - 7 < floor 15
@@ -216,6 +217,8 @@ def test_account_settings_report_the_platform_limits(tmp_path: Path) -> None:
         assert out["AccountLimit"]["UnreservedConcurrentExecutions"] == 15
         assert out["AccountUsage"]["FunctionCount"] == 1
         assert out["AccountUsage"]["TotalCodeSize"] > 0
+        arn = lam.get_function(FunctionName="capped")["Configuration"]["FunctionArn"]
+        assert arn == "arn:aws:lambda:eu-west-1:123456789012:function:capped"
     finally:
         srv.close()
 
