@@ -7,9 +7,9 @@ GetAccountSettings, ListLayers, ListLayerVersions, GetLayerVersion, GetLayerVers
 Lists page like Lambda (``MaxItems``, at most 50 per page; opaque ``NextMarker``).
 
 Every other Lambda route (any method under ``/<yyyy-mm-dd>/...``) answers 400
-``InvalidParameterValueException`` naming the operation and what to do instead (desired state
-changes through manifests), so botocore raises a readable, non-retried ClientError instead
-of parsing aiohttp's plain-text 404.
+``InvalidParameterValueException`` saying it is not supported (for the operations that change
+desired state: which manifest field or command does it instead), so botocore raises a
+readable, non-retried ClientError instead of parsing aiohttp's plain-text 404.
 """
 
 from __future__ import annotations
@@ -281,8 +281,8 @@ def management_routes(
         recs = registry.version_records(ns, name)
         if not recs:
             raise not_found(ns, name)
-        items = sorted(((version_key(r.version),), r) for r in recs)
-        recs_page, extra = page(request, [(k, r) for k, r in items])
+        items = sorted((((version_key(r.version),), r) for r in recs), key=lambda kv: kv[0])
+        recs_page, extra = page(request, items)
         return web.json_response({"Versions": [configuration(r) for r in recs_page], **extra})
 
     async def publish_version(request: web.Request) -> web.StreamResponse:
