@@ -22,6 +22,7 @@ from .kubeapi import ApiError, KubeClient
 from .podrunner import AgentContext, PodWorker
 from .podspec import HostEnv
 from .procs import ProcRecord, save_records, stop_group
+from .rootfs import image_dirs
 
 JSON = dict[str, Any]
 log = logging.getLogger("node-agent")
@@ -321,13 +322,15 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(threadName)s %(message)s",
     )
     index = sum(args.node_name.encode()) % 200 + 1
+    os.makedirs(args.state_dir, exist_ok=True)
     host = HostEnv(
         python=args.python,
         venv_bin=os.path.dirname(args.python),
         api_port=args.api_port,
         can_mount=os.geteuid() == 0 and shutil.which("unshare") is not None,
+        image_dirs=image_dirs(python=args.python, state_dir=args.state_dir),
     )
-    os.makedirs(args.state_dir, exist_ok=True)
+    log.info("image dirs (kept visible under volumes): %s", " ".join(host.image_dirs))
     agent = NodeAgent(
         api=KubeClient.from_kubeconfig(args.kubeconfig),
         node=args.node_name,

@@ -27,7 +27,6 @@ from .podspec import (
     VolumeSet,
     container_argv,
     container_env,
-    mount_wrapper,
     run_probe,
 )
 from .procs import (
@@ -38,6 +37,7 @@ from .procs import (
     proc_start_time,
     stop_group,
 )
+from .rootfs import mount_wrapper
 
 JSON = dict[str, Any]
 log = logging.getLogger("node-agent")

@@ -9,7 +9,6 @@ import base64
 import http.client
 import os
 import re
-import shlex
 import socket
 import ssl
 import subprocess
@@ -37,6 +36,9 @@ class HostEnv:
     venv_bin: str  # put first on PATH
     api_port: int  # KUBERNETES_SERVICE_HOST=127.0.0.1, KUBERNETES_SERVICE_PORT=api_port
     can_mount: bool  # root + unshare: volumes appear at their mountPath
+    # directories the emulated image consists of (rootfs.image_dirs): kept visible in the
+    # container root even when a volume is mounted over one of their parents
+    image_dirs: tuple[str, ...] = ()
 
 
 def expand(value: str, env: dict[str, str]) -> str:
@@ -356,69 +358,6 @@ class VolumeSet:
         )
         _write_file(os.path.join(target, src["path"]), res["status"]["token"].encode(), mode)
         st.issued_at, st.expires_at = now, now + spec["expirationSeconds"]
-
-
-def _in_root(root: str, path: str) -> str:
-    """`path` inside the rbind of / at `root`, with symlinks resolved as the chroot will
-    (e.g. /var/run -> /run): an absolute symlink must not escape to the host's root."""
-    return root + os.path.realpath("/" + path.lstrip("/"))
-
-
-def mount_wrapper(
-    *,
-    container: JSON,
-    volumes: VolumeSet,
-    argv: list[str],
-    workdir: str,
-    rootfs: str,
-    host: HostEnv,
-) -> list[str]:
-    """argv that runs `argv` with the volumes at their mountPath, like a container would see.
-
-    In a private mount namespace (unshare) the host root is rbind-mounted at `rootfs`, the
-    volumes are bind-mounted onto `rootfs/<mountPath>`, and the command is chrooted there. So a
-    volume at /tmp does not hide the sources of other volumes (they live under /tmp too), and
-    nothing changes outside the namespace except empty mountpoint dirs/files created on the
-    host file system where the mountPath did not exist.
-    """
-    mounts = sorted(container.get("volumeMounts", []), key=lambda m: m["mountPath"].count("/"))
-    if not mounts:
-        return argv
-    if not host.can_mount:
-        raise PodConfigError(
-            "volumeMounts need a private mount namespace: run the test node agent as root "
-            "with unshare(1) available"
-        )
-    q = shlex.quote
-    root = rootfs.rstrip("/")
-    lines = [f"mkdir -p {q(root)}", f"mount --rbind / {q(root)}"]
-    for m in mounts:  # outer mounts first; nested mountpoints are created inside volumes
-        src = volumes.path(m["name"])
-        if m.get("subPath"):
-            src = os.path.join(src, m["subPath"])
-        mp = _in_root(root, m["mountPath"])
-        if os.path.isdir(src):
-            lines.append(f"mkdir -p {q(mp)}")
-        else:
-            lines.append(f"mkdir -p {q(os.path.dirname(mp))}; [ -e {q(mp)} ] || : > {q(mp)}")
-        lines.append(f"mount --bind {q(src)} {q(mp)}")
-    for m in reversed(mounts):  # read-only only after every nested mountpoint exists
-        if m.get("readOnly"):
-            lines.append(f"mount -o remount,bind,ro {q(_in_root(root, m['mountPath']))}")
-    lines.append(f"mkdir -p {q(_in_root(root, workdir))}")
-    lines.append(f'exec chroot {q(root)} /bin/sh -c \'cd "$0" && exec "$@"\' {q(workdir)} "$@"')
-    return [
-        "unshare",
-        "--mount",
-        "--propagation",
-        "private",
-        "--",
-        "/bin/sh",
-        "-ec",
-        "\n".join(lines),
-        "sh",
-        *argv,
-    ]
 
 
 # ---- probes --------------------------------------------------------------------------------
