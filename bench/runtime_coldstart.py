@@ -7,7 +7,12 @@ Measured in one run, side by side:
 * zygote    — ZygoteLauncher.start(spec) -> agent registers over gRPC -> runtime forked
               and initialised -> Ready -> Invocation -> Result (the whole path);
 * subprocess— the same path with SubprocessLauncher (fresh interpreter for the agent).
+* exec      — zygote agent, but the runtime exec'd (``python -c …`` on the platform's
+              interpreter: what a function with ``<code>/lib`` gets), isolated on start;
+* py3.12    — a ``python3.12`` function on a separate 3.12 interpreter (exec'd), when
+              this machine has one (KLAMBDA_PYTHON3_12, PATH, pyenv).
 
+The zygote/subprocess/exec rows use the runtime of the platform's own Python version.
 Prints medians / p90 and the ratios against the baseline (goal: zygote <= 0.5x).
 Usage: python bench/runtime_coldstart.py [-n 20]
 """
@@ -25,11 +30,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from klambda_runtime import interpreters
 from klambda_runtime.launcher import SubprocessLauncher, ZygoteLauncher
 from klambda_runtime.spec import EnvironmentSpec
 from klambda_runtime.testing import TestGateway
 
 APP = "def handler(event, context):\n    return {'ok': True}\n"
+PLATFORM_RUNTIME = f"python{sys.version_info[0]}.{sys.version_info[1]}"
 BASELINE = (
     "import asyncio, socket, sys\n"
     "s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))\n"
@@ -49,14 +56,16 @@ def baseline_once(listener: socket.socket) -> float:
     return elapsed
 
 
-async def environment_once(gw: TestGateway, launcher, code: Path, n: int, tag: str) -> float:
+async def environment_once(
+    gw: TestGateway, launcher, code: Path, n: int, tag: str, runtime: str = PLATFORM_RUNTIME
+) -> float:
     spec = EnvironmentSpec(
         environment_id=f"{tag}-{n}",
         gateway=gw.address,
         namespace="default",
         function_name="bench",
         version="$LATEST",
-        runtime="python3.12",
+        runtime=runtime,
         handler="app.handler",
         code_dir=str(code),
         log_path=os.devnull,
@@ -80,10 +89,16 @@ def summary(name: str, samples: list[float], base: float | None) -> str:
 
 
 async def main(n: int) -> None:
+    py312 = interpreters.choose(
+        "python3.12", env=os.environ, platform_python=sys.executable, platform_version=(0, 0)
+    )
     with tempfile.TemporaryDirectory() as tmp:
         code = Path(tmp) / "code"
         code.mkdir()
         (code / "app.py").write_text(APP)
+        native = Path(tmp) / "native"  # <code>/lib exists: the runtime is exec'd
+        (native / "lib").mkdir(parents=True)
+        (native / "app.py").write_text(APP)
         listener = socket.socket()
         listener.bind(("127.0.0.1", 0))
         listener.listen(8)
@@ -92,22 +107,30 @@ async def main(n: int) -> None:
             await zygote.warm()
             sub = SubprocessLauncher()
             await environment_once(gw, zygote, code, -1, "warmup")  # zygote finishes importing
-            base, zyg, subp = [], [], []
-            for i in range(n):  # interleaved, so machine load hits all three alike
-                base.append(baseline_once(listener))
-                zyg.append(await environment_once(gw, zygote, code, i, "zygote"))
-                if i < max(3, n // 4):
-                    subp.append(await environment_once(gw, sub, code, i, "subprocess"))
+            rows: dict[str, list[float]] = {"zygote": [], "subprocess": [], "exec": []}
+            if py312.found and sys.version_info[:2] != (3, 12):
+                rows["py3.12"] = []
+            few = max(3, n // 4)
+            for i in range(n):  # interleaved, so machine load hits all rows alike
+                rows.setdefault("baseline", []).append(baseline_once(listener))
+                rows["zygote"].append(await environment_once(gw, zygote, code, i, "zygote"))
+                if i < few:
+                    rows["subprocess"].append(await environment_once(gw, sub, code, i, "sub"))
+                    rows["exec"].append(await environment_once(gw, zygote, native, i, "exec"))
+                    if "py3.12" in rows:
+                        rows["py3.12"].append(
+                            await environment_once(gw, zygote, code, i, "py312", "python3.12")
+                        )
             await zygote.close()
         listener.close()
+    base = rows.pop("baseline")
     b = statistics.median(base) * 1000
-    print(f"cold start, {n} samples each (subprocess: {len(subp)})")
+    print(f"cold start, {n} samples each (subprocess, exec, py3.12: {few})")
     print(summary("baseline", base, None))
-    print(summary("zygote", zyg, b))
-    print(summary("subprocess", subp, b))
-    print(
-        f"goal: zygote <= 0.50x baseline -> {'met' if statistics.median(zyg) * 1000 <= 0.5 * b else 'NOT met'}"
-    )
+    for name, samples in rows.items():
+        print(summary(name, samples, b))
+    met = statistics.median(rows["zygote"]) * 1000 <= 0.5 * b
+    print(f"goal: zygote <= 0.50x baseline -> {'met' if met else 'NOT met'}")
 
 
 if __name__ == "__main__":
