@@ -50,11 +50,16 @@ def decode_client_context(header: str) -> str:
             f"{CLIENT_CONTEXT_LIMIT} bytes of base64: send a smaller client context")
     try:
         text = base64.b64decode(header, validate=True).decode()
-        json.loads(text)
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+    except (binascii.Error, UnicodeDecodeError) as exc:
         raise InvalidRequestContent(
-            "Client context must be a valid Base64-encoded JSON object: "
-            f"{exc.__class__.__name__}") from exc
+            "Client context must be a valid Base64-encoded JSON object: the "
+            "X-Amz-Client-Context header is not base64 of UTF-8 text") from exc
+    try:
+        json.loads(text)
+    except ValueError as exc:
+        raise InvalidRequestContent(
+            "Client context must be a valid Base64-encoded JSON object: the decoded "
+            f"X-Amz-Client-Context is not JSON ({exc})") from exc
     return text
 
 

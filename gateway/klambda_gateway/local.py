@@ -60,11 +60,9 @@ def apply_manifests(registry: Any, paths: Sequence[str]) -> list[str]:
 
 
 def _admin_routes(registry: Any, settings: GatewaySettings) -> list[web.RouteDef]:
-    try:
-        from klambda_gateway.admin_api import admin_routes
-    except ImportError:  # pragma: no cover - the admin API is optional for the data path
-        return []
-    return list(admin_routes(registry, logs_dir=settings.logs_dir))
+    from klambda_gateway.admin_api import admin_routes
+
+    return list(admin_routes(registry, logs_dir=settings.logs_dir, settings=settings))
 
 
 def default_launcher() -> Any:

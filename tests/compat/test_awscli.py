@@ -10,7 +10,7 @@ service errors on stderr with exit 255 (unknown function, non-JSON payload, thro
 after the CLI's default retries); the management subset (get-function,
 get-function-configuration, list-functions, publish-version, list-versions-by-function,
 list-aliases, get-alias, PreconditionFailed on publish-version) and `aws lambda wait`;
-list-aliases --function-version (ignored: xfail).
+list-aliases --function-version.
 """
 
 from __future__ import annotations

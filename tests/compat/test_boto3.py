@@ -9,7 +9,7 @@ unknown function); botocore's retry modes on 429: the default (standard in botoc
 `Type` and `retryAfterSeconds`, and every attempt reaches the platform (counted in
 /metrics); a read timeout retried by botocore runs the function twice, both run to
 completion and no concurrency slot leaks; ListFunctions through the paginator; MaxItems /
-Marker paging (ignored: xfail); the deprecated InvokeAsync API (not served: xfail).
+Marker paging; the deprecated InvokeAsync API (not served: xfail).
 """
 
 from __future__ import annotations

@@ -145,3 +145,13 @@ def test_retry_after_rounds_up() -> None:
 
 
 
+
+
+@pytest.mark.parametrize(("header", "says"), [
+    ("not base64!!", "is not base64"),
+    (base64.b64encode(b"not json").decode(), "is not JSON"),
+], ids=["not-base64", "not-json"])
+def test_client_context_errors_say_what_is_wrong(header: str, says: str) -> None:
+    with pytest.raises(InvalidRequestContent) as info:
+        decode_client_context(header)
+    assert says in str(info.value) and not str(info.value).endswith("Error")
