@@ -52,7 +52,7 @@ async def environments_pss(launcher, gw: TestGateway, code: Path, n: int, tag: s
             namespace="default",
             function_name="bench",
             version="$LATEST",
-            runtime="python3.12",
+            runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}",  # the forked path
             handler="app.handler",
             code_dir=str(code),
             log_path=os.devnull,

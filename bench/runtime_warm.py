@@ -83,7 +83,7 @@ async def through_agent(n: int) -> list[float]:
                 namespace="default",
                 function_name="bench",
                 version="$LATEST",
-                runtime="python3.12",
+                runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}",  # the forked path
                 handler="app.handler",
                 code_dir=str(code),
                 log_path=os.devnull,
