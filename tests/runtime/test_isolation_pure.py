@@ -151,3 +151,34 @@ def test_isolate_with_and_without_snapshot(tmp_path: Path) -> None:
         "path0": str(tmp_path),
         "hooks": 3,  # BuiltinImporter, FrozenImporter, PathFinder
     }
+
+
+def test_runtime_imports_and_exec_argv() -> None:
+    import json
+    from dataclasses import replace
+
+    from klambda_runtime.runtime_env import builtin_exec_argv, runtime_imports
+    from klambda_runtime.spec import EnvironmentSpec
+
+    spec = EnvironmentSpec(
+        environment_id="e",
+        gateway="127.0.0.1:1",
+        namespace="default",
+        function_name="fn",
+        version="$LATEST",
+        runtime="python3.12",
+        handler="app.handler",
+        code_dir="/code",
+        opt_dir="/opt",
+    )
+    imports = runtime_imports(spec, python_version=(3, 12), provided="/cache/lambda-provided/x")
+    assert imports == {
+        "front": ["/code", "/opt/python/lib/python3.12/site-packages", "/opt/python"],
+        "provided": ["/cache/lambda-provided/x"],
+    }
+    no_layers = runtime_imports(replace(spec, opt_dir=""), python_version=(3, 12), provided=None)
+    assert no_layers == {"front": ["/code"], "provided": []}
+    argv = builtin_exec_argv("/py/python3.12", imports)
+    assert argv[:2] == ["/py/python3.12", "-c"]
+    assert os.path.isdir(os.path.join(argv[3], "klambda_runtime"))
+    assert json.loads(argv[4]) == imports
