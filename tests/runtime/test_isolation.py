@@ -121,7 +121,7 @@ def lambda_libs_version(name: str) -> str:
     return importlib.metadata.version(name)
 
 
-@pytest.mark.parametrize("module", ["grpc", "yaml", "klambda_runtime"])
+@pytest.mark.parametrize("module", ["grpc", "aiohttp", "yaml", "klambda_runtime"])
 async def test_importing_a_platform_package_is_an_import_module_error(
     path_envs: tuple[str, Environments], module: str
 ) -> None:
