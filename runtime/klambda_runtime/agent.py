@@ -420,10 +420,6 @@ def run_agent(
 
         template, own_template = start_runtime_template(), True
     try:
-        if os.environ.get("KLAMBDA_UVLOOP_TEST") == "1":
-            import uvloop
-
-            return uvloop.run(_serve(spec, settings, template))
         return asyncio.run(_serve(spec, settings, template))
     finally:
         if template is not None:
