@@ -24,6 +24,14 @@ server serves like any client. Requests arriving on such a channel default to
 child that owns the channel, so runtimes join their agent's group. When a channel closes
 (its agent died), the server kills the children it spawned for it.
 
+A ``router`` (the zygote's :class:`klambda_runtime.runtime_servers.RuntimeServers`) may
+send a request to an **upstream**: another fork server (e.g. a runtime server on another
+interpreter) that forks the child instead. The server relays the upstream's reply and the
+child's exit to the client with the client's own ids, asks the upstream to kill those
+children when the client's channel closes (``{"kill": [pids]}``, a control message every
+server accepts for its own children), and re-routes the requests an upstream never
+answered if it goes away (the router then picks a fallback).
+
 Standard library only; it must never start a thread.
 """
 
@@ -39,7 +47,7 @@ import sys
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 MAX_MESSAGE = 1 << 20
 MAX_FDS = 4
@@ -55,6 +63,29 @@ class _Client:
     default_kind: str
     owner_pgid: int | None = None
     children: set[int] = field(default_factory=set)
+    forwarded: set[int] = field(default_factory=set)  # children an upstream forked for us
+
+
+@dataclass(eq=False)
+class Upstream:
+    """Another fork server requests can be forwarded to (made by a :class:`Router`)."""
+
+    sock: socket.socket
+    pid: int
+    name: str = ""
+    answered: bool = False  # it has answered at least one request (it started fine)
+    closed: bool = False
+    next_id: int = 0
+    # upstream request id -> (client, the client's request id, message, fds kept open)
+    pending: dict[int, tuple[_Client, Any, dict[str, Any], list[int]]] = field(default_factory=dict)
+
+
+class Router(Protocol):
+    def route(self, kind: str, message: dict[str, Any]) -> str | Upstream:
+        """The local kind to fork for this request, or the upstream to forward it to."""
+
+    def lost(self, upstream: Upstream) -> None:
+        """``upstream`` went away (EOF on its socket)."""
 
 
 def set_process_name(name: str) -> None:
@@ -129,8 +160,12 @@ class _Server:
         default_kind: str,
         channel_kinds: frozenset[str],
         channel_default_kind: str,
+        router: Router | None = None,
     ) -> None:
         self.handlers = handlers
+        self.router = router
+        self.upstreams: dict[int, Upstream] = {}  # socket fd -> upstream
+        self.forwarded: dict[int, tuple[_Client, Upstream]] = {}  # pid -> who asked, where
         self.channel_kinds = channel_kinds
         self.channel_default_kind = channel_default_kind
         self.main = _Client(sock, default_kind)
@@ -144,7 +179,7 @@ class _Server:
         self.poller.register(self.wake_r, select.POLLIN)
 
     def _server_fds(self) -> list[int]:
-        return [*self.clients, self.wake_r, self.wake_w]
+        return [*self.clients, *self.upstreams, self.wake_r, self.wake_w]
 
     def reap(self) -> None:
         while True:
@@ -155,7 +190,11 @@ class _Server:
             if pid == 0:
                 return
             client = self.owner.pop(pid, None)
-            if client is None:  # an adopted orphan (we are a subreaper): just reaped
+            if client is None:
+                # An adopted orphan (we are a subreaper). If an upstream that died had
+                # forked it for a client, that client still waits for its exit.
+                if pid in self.forwarded:
+                    self._forwarded_exit(pid, os.waitstatus_to_exitcode(status))
                 continue
             client.children.discard(pid)
             if client.sock.fileno() in self.clients:
@@ -171,6 +210,18 @@ class _Server:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        by_upstream: dict[int, list[int]] = {}
+        for pid in client.forwarded:
+            _client, upstream = self.forwarded[pid]
+            if upstream.closed:  # reparented to us (or gone): ours to kill
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            else:
+                by_upstream.setdefault(upstream.sock.fileno(), []).append(pid)
+        for fd, pids in by_upstream.items():
+            _send(self.upstreams[fd].sock, {"kill": pids})
         client.sock.close()
 
     def handle(self, client: _Client) -> bool:
@@ -189,15 +240,36 @@ class _Server:
             self.drop(client)
             return True
         message = json.loads(data)
+        if "kill" in message:  # from our owner (a router forwarding to us): our children only
+            for f in fds:
+                os.close(f)
+            for pid in message["kill"]:
+                if pid in self.owner:
+                    try:
+                        os.kill(int(pid), signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            return True
+        self.dispatch(client, message, fds)
+        return True
+
+    def dispatch(self, client: _Client, message: dict[str, Any], fds: list[int]) -> None:
+        """Fork for ``message`` here, or forward it to the upstream the router picks."""
         kind = str(message.get("kind") or client.default_kind)
+        if client.owner_pgid is not None:
+            message["owner_pgid"] = client.owner_pgid
+        if self.router is not None:
+            routed = self.router.route(kind, message)
+            if isinstance(routed, Upstream):
+                self.forward(routed, client, message, fds)
+                return
+            kind = routed
         handler = self.handlers.get(kind)
         if handler is None:
             for f in fds:
                 os.close(f)
             _send(client.sock, {"id": message.get("id"), "error": f"unknown request kind {kind!r}"})
-            return True
-        if client.owner_pgid is not None:
-            message["owner_pgid"] = client.owner_pgid
+            return
         ours = theirs = None
         if kind in self.channel_kinds:
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -210,7 +282,7 @@ class _Server:
                 if s is not None:
                     s.close()
             _send(client.sock, {"id": message.get("id"), "error": f"fork failed: {exc}"})
-            return True
+            return
         if pid == 0:
             close = self._server_fds() + ([ours.fileno()] if ours is not None else [])
             _run_child(handler, message, fds, theirs, close)
@@ -224,7 +296,79 @@ class _Server:
             self.clients[ours.fileno()] = channel
             self.poller.register(ours.fileno(), select.POLLIN)
         _send(client.sock, {"id": message.get("id"), "pid": pid})
-        return True
+
+    # ------------------------------------------------------------------ upstreams
+    def forward(
+        self, upstream: Upstream, client: _Client, message: dict[str, Any], fds: list[int]
+    ) -> None:
+        fd = upstream.sock.fileno()
+        if fd not in self.upstreams:
+            self.upstreams[fd] = upstream
+            self.poller.register(fd, select.POLLIN)
+        upstream.next_id += 1
+        upstream.pending[upstream.next_id] = (client, message.get("id"), message, fds)
+        data = json.dumps({**message, "id": upstream.next_id}).encode()
+        try:
+            socket.send_fds(upstream.sock, [data], fds)
+        except OSError:
+            self.lose(upstream)  # re-routes this request too
+
+    def _forwarded_exit(self, pid: int, returncode: int) -> None:
+        client, _upstream = self.forwarded.pop(pid)
+        client.forwarded.discard(pid)
+        if client.sock.fileno() in self.clients:
+            _send(client.sock, {"exit": pid, "returncode": returncode})
+
+    def from_upstream(self, upstream: Upstream) -> None:
+        try:
+            data = upstream.sock.recv(MAX_MESSAGE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.lose(upstream)
+            return
+        message = json.loads(data)
+        if "exit" in message:
+            pid = int(message["exit"])
+            if pid in self.forwarded:
+                self._forwarded_exit(pid, int(message["returncode"]))
+            return
+        entry = upstream.pending.pop(int(message.get("id", -1)), None)
+        if entry is None:
+            return
+        client, client_id, _message, fds = entry
+        for f in fds:
+            os.close(f)
+        upstream.answered = True
+        if "pid" in message:
+            pid = int(message["pid"])
+            self.forwarded[pid] = (client, upstream)
+            client.forwarded.add(pid)
+        if client.sock.fileno() in self.clients:
+            _send(client.sock, {**message, "id": client_id})
+        elif "pid" in message:  # its client is gone already
+            _send(upstream.sock, {"kill": [message["pid"]]})
+
+    def lose(self, upstream: Upstream) -> None:
+        """An upstream went away: forget it, re-route what it never answered."""
+        if upstream.closed:
+            return
+        upstream.closed = True
+        fd = upstream.sock.fileno()
+        if self.upstreams.pop(fd, None) is not None:
+            self.poller.unregister(fd)
+        upstream.sock.close()
+        if self.router is not None:
+            self.router.lost(upstream)
+        pending, upstream.pending = upstream.pending, {}
+        for client, client_id, message, fds in pending.values():
+            if client.sock.fileno() not in self.clients:
+                for f in fds:
+                    os.close(f)
+                continue
+            self.dispatch(client, {**message, "id": client_id}, fds)
 
     def run(self) -> None:
         while True:
@@ -240,6 +384,10 @@ class _Server:
                     except BlockingIOError:
                         pass
                     continue
+                upstream = self.upstreams.get(fd)
+                if upstream is not None:
+                    self.from_upstream(upstream)
+                    continue
                 client = self.clients.get(fd)
                 if client is not None and not self.handle(client):
                     return
@@ -254,6 +402,7 @@ def serve(
     kill_children_on_eof: bool,
     channel_kinds: frozenset[str] = frozenset(),
     channel_default_kind: str = "",
+    router: Router | None = None,
 ) -> None:
     """Serve fork requests until the other end of ``sock`` closes."""
     server = _Server(
@@ -262,6 +411,7 @@ def serve(
         default_kind=default_kind,
         channel_kinds=channel_kinds,
         channel_default_kind=channel_default_kind,
+        router=router,
     )
     signal.set_wakeup_fd(server.wake_w)
     signal.signal(signal.SIGCHLD, lambda signum, frame: None)

@@ -14,7 +14,11 @@ runtime ``pythonX.Y``:
 5. none found: the platform's interpreter, and the agent writes a one-time warning to the
    environment's log.
 
-An interpreter other than the platform's is exec'd for every runtime process (like the
+Under a zygote with runtime servers (:mod:`klambda_runtime.runtime_servers`), an agent's
+choice of another found interpreter is marked ``platform=True`` ("forked from a template"):
+its runtimes are forked by a warm runtime server on that interpreter, which the zygote
+forwards the agent's fork requests to. Elsewhere (no zygote: pods, SubprocessLauncher) an
+interpreter other than the platform's is exec'd for every runtime process (like the
 native-library path): it cannot be forked from a template running another Python.
 """
 
@@ -38,7 +42,9 @@ _RUNTIME = re.compile(r"^python(?P<major>\d+)\.(?P<minor>\d+)$")
 class Interpreter:
     path: str
     version: tuple[int, int]
-    platform: bool  # the interpreter klambda itself runs on (fork-able)
+    # Forked from a template: the interpreter klambda itself runs on, or (choose_interpreter
+    # under a zygote with runtime servers) one the zygote has a runtime server for.
+    platform: bool
     found: bool = True  # False: the runtime's version was not found; this is a stand-in
 
 
@@ -109,6 +115,15 @@ def choose(
 
 
 _chosen: dict[tuple[str, str], Interpreter] = {}
+# Set in the zygote when it routes other interpreters' runtimes to runtime servers; its
+# agents (forks) inherit it.
+_runtime_servers = False
+
+
+def enable_runtime_servers(enabled: bool = True) -> None:
+    """This process (a zygote) forwards runtimes of other interpreters to runtime servers."""
+    global _runtime_servers
+    _runtime_servers = enabled
 
 
 def for_runtime(runtime: str, *, platform_python: str) -> Interpreter:
@@ -144,4 +159,8 @@ def choose_interpreter(runtime: str, settings: AgentSettings) -> tuple[Interpret
         chosen = for_runtime(runtime, platform_python=settings.python)
     except ValueError as exc:
         return platform, f"klambda-agent: WARNING {exc}; running on the platform's Python\n"
-    return chosen, "" if chosen.found else not_found_warning(runtime, chosen)
+    if not chosen.found:
+        return chosen, not_found_warning(runtime, chosen)
+    if not chosen.platform and _runtime_servers:
+        return Interpreter(chosen.path, chosen.version, platform=True), ""
+    return chosen, ""

@@ -97,8 +97,16 @@ def main() -> int:
     # whatever PID 1 is.
     forkserver.become_subreaper()
     forkserver.set_process_name("klambda-zygote")
+    from klambda_runtime import interpreters, runtime_servers
     from klambda_runtime.pyruntime import isolation
     from klambda_runtime.templates import runtime_child_main
+
+    # Runtimes of other Python versions (python3.12 on a 3.11 platform) fork from a warm
+    # runtime server on their interpreter; KLAMBDA_ZYGOTE_RUNTIME_SERVERS=0 execs them.
+    router = None
+    if os.environ.get("KLAMBDA_ZYGOTE_RUNTIME_SERVERS", "1") != "0":
+        router = runtime_servers.RuntimeServers(platform_python=sys.executable)
+        interpreters.enable_runtime_servers()
 
     # What a runtime process must forget of this template, classified once, last (after
     # every import the zygote itself makes).
@@ -106,11 +114,16 @@ def main() -> int:
 
     forkserver.serve(
         sock,
-        {"agent": agent_child_main, "runtime": runtime_child_main},
+        {
+            "agent": agent_child_main,
+            "runtime": runtime_child_main,
+            runtime_servers.EXEC_KIND: runtime_servers.exec_child_main,
+        },
         default_kind="agent",
         kill_children_on_eof=False,
         channel_kinds=frozenset({"agent"}),
         channel_default_kind="runtime",
+        router=router,
     )
     return 0
 
