@@ -9,8 +9,11 @@ Measured in one run, side by side:
 * subprocess— the same path with SubprocessLauncher (fresh interpreter for the agent).
 * exec      — zygote agent, but the runtime exec'd (``python -c …`` on the platform's
               interpreter: what a function with ``<code>/lib`` gets), isolated on start;
-* py3.12    — a ``python3.12`` function on a separate 3.12 interpreter (exec'd), when
-              this machine has one (KLAMBDA_PYTHON3_12, PATH, pyenv).
+* py3.12    — a ``python3.12`` function on a separate 3.12 interpreter, when this machine
+              has one (KLAMBDA_PYTHON3_12, PATH, pyenv): the runtime forked from the
+              zygote's warm 3.12 runtime server (started by a warm-up environment);
+* py3.12exec— the same with ``KLAMBDA_ZYGOTE_RUNTIME_SERVERS=0`` on another zygote: the
+              runtime exec'd on 3.12 by the agent (what every python3.12 start cost before).
 
 The zygote/subprocess/exec rows use the runtime of the platform's own Python version.
 Prints medians / p90 and the ratios against the baseline (goal: zygote <= 0.5x).
@@ -85,7 +88,7 @@ def summary(name: str, samples: list[float], base: float | None) -> str:
     med = statistics.median(samples) * 1000
     p90 = sorted(samples)[int(len(samples) * 0.9) - 1] * 1000
     ratio = f"{med / base:5.2f}x baseline" if base else "   (baseline)"
-    return f"{name:<11} median {med:7.1f} ms   p90 {p90:7.1f} ms   {ratio}"
+    return f"{name:<12} median {med:7.1f} ms   p90 {p90:7.1f} ms   {ratio}"
 
 
 async def main(n: int) -> None:
@@ -108,8 +111,14 @@ async def main(n: int) -> None:
             sub = SubprocessLauncher()
             await environment_once(gw, zygote, code, -1, "warmup")  # zygote finishes importing
             rows: dict[str, list[float]] = {"zygote": [], "subprocess": [], "exec": []}
+            no_servers = ZygoteLauncher(env={**os.environ, "KLAMBDA_ZYGOTE_RUNTIME_SERVERS": "0"})
             if py312.found and sys.version_info[:2] != (3, 12):
                 rows["py3.12"] = []
+                rows["py3.12exec"] = []
+                # The 3.12 runtime server starts on the first python3.12 runtime.
+                await environment_once(gw, zygote, code, -1, "warm312", "python3.12")
+                await no_servers.warm()
+                await environment_once(gw, no_servers, code, -1, "warm312x", "python3.12")
             few = max(3, n // 4)
             for i in range(n):  # interleaved, so machine load hits all rows alike
                 rows.setdefault("baseline", []).append(baseline_once(listener))
@@ -117,15 +126,20 @@ async def main(n: int) -> None:
                 if i < few:
                     rows["subprocess"].append(await environment_once(gw, sub, code, i, "sub"))
                     rows["exec"].append(await environment_once(gw, zygote, native, i, "exec"))
-                    if "py3.12" in rows:
-                        rows["py3.12"].append(
-                            await environment_once(gw, zygote, code, i, "py312", "python3.12")
+                if "py3.12" in rows:
+                    rows["py3.12"].append(
+                        await environment_once(gw, zygote, code, i, "py312", "python3.12")
+                    )
+                    if i < few:
+                        rows["py3.12exec"].append(
+                            await environment_once(gw, no_servers, code, i, "py312x", "python3.12")
                         )
             await zygote.close()
+            await no_servers.close()
         listener.close()
     base = rows.pop("baseline")
     b = statistics.median(base) * 1000
-    print(f"cold start, {n} samples each (subprocess, exec, py3.12: {few})")
+    print(f"cold start, {n} samples each (subprocess, exec, py3.12exec: {few})")
     print(summary("baseline", base, None))
     for name, samples in rows.items():
         print(summary(name, samples, b))
