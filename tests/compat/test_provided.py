@@ -9,7 +9,8 @@ next invocation a cold start with Init Duration); a crash (Runtime.ExitError), a
 exception, an init error (Runtime.ImportModuleError + INIT_REPORT) and running out of
 memory (Runtime.OutOfMemory) identical; the client context under both; Powertools'
 Logger under awslambdaric; and that the built-in runtime does not leak the platform's own
-packages into functions (xfail: it does).
+packages into functions (grpc, aiohttp, yaml, psutil, Powertools... are not importable
+without a layer: isolated by ``klambda_runtime.pyruntime.isolation``).
 """
 
 from __future__ import annotations
