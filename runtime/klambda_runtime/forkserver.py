@@ -87,6 +87,9 @@ class Router(Protocol):
     def lost(self, upstream: Upstream) -> None:
         """``upstream`` went away (EOF on its socket)."""
 
+    def fds(self) -> list[int]:
+        """The router's own descriptors (upstream sockets), closed in every child."""
+
 
 def set_process_name(name: str) -> None:
     """Name the process for ps/top (``comm``, 15 bytes); forks otherwise all look alike."""
@@ -179,7 +182,8 @@ class _Server:
         self.poller.register(self.wake_r, select.POLLIN)
 
     def _server_fds(self) -> list[int]:
-        return [*self.clients, *self.upstreams, self.wake_r, self.wake_w]
+        routed = self.router.fds() if self.router is not None else []
+        return [*self.clients, *self.upstreams, *routed, self.wake_r, self.wake_w]
 
     def reap(self) -> None:
         while True:

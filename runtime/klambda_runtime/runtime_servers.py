@@ -78,7 +78,8 @@ def spawn_server(python: str) -> forkserver.Upstream:
             signal.set_wakeup_fd(-1)
             for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, signal.SIG_DFL)
-            os.dup2(theirs.fileno(), 3)  # inheritable; every other descriptor goes
+            os.dup2(theirs.fileno(), 3)  # every other descriptor goes
+            os.set_inheritable(3, True)  # (dup2 onto itself would keep FD_CLOEXEC)
             os.closerange(4, 1 << 16)
             os.execve(python, args, env)
         finally:
@@ -130,6 +131,12 @@ class RuntimeServers:
                 return EXEC_KIND
         return server
 
+    def prestart(self, runtimes: list[str]) -> None:
+        """Start the servers of these runtimes now (``python3.12``; the platform's own
+        version and interpreters not found are skipped) instead of on first use."""
+        for runtime in runtimes:
+            self.route("runtime", {"env": {"AWS_EXECUTION_ENV": _EXECUTION_ENV_PREFIX + runtime}})
+
     def lost(self, upstream: forkserver.Upstream) -> None:
         if self.servers.get(upstream.name) is upstream:
             del self.servers[upstream.name]
@@ -140,6 +147,9 @@ class RuntimeServers:
                 "its runtimes are exec'd\n"
             )
             self.broken.add(upstream.name)
+
+    def fds(self) -> list[int]:
+        return [up.sock.fileno() for up in self.servers.values() if not up.closed]
 
     def server_pids(self) -> dict[str, int]:
         """Running runtime servers (interpreter path -> pid), for tests and diagnostics."""

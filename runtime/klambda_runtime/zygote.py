@@ -102,11 +102,14 @@ def main() -> int:
     from klambda_runtime.templates import runtime_child_main
 
     # Runtimes of other Python versions (python3.12 on a 3.11 platform) fork from a warm
-    # runtime server on their interpreter; KLAMBDA_ZYGOTE_RUNTIME_SERVERS=0 execs them.
+    # runtime server on their interpreter, started on first use; KLAMBDA_ZYGOTE_RUNTIME_
+    # SERVERS=0 execs them instead, =python3.12,python3.13 starts those servers now.
     router = None
-    if os.environ.get("KLAMBDA_ZYGOTE_RUNTIME_SERVERS", "1") != "0":
+    servers = os.environ.get("KLAMBDA_ZYGOTE_RUNTIME_SERVERS", "1")
+    if servers != "0":
         router = runtime_servers.RuntimeServers(platform_python=sys.executable)
         interpreters.enable_runtime_servers()
+        router.prestart([r for r in servers.split(",") if r.startswith("python")])
 
     # What a runtime process must forget of this template, classified once, last (after
     # every import the zygote itself makes).

@@ -5,11 +5,13 @@ this machine has none): a ``python3.12`` function's runtime is a fork of the zyg
 3.12 runtime server (its parent), sees ``sys.version_info`` 3.12 and its own interpreter's
 ``sys.executable``, imports boto3 but not the platform's packages nor klambda_runtime; it
 joins the agent's process group (``kill()`` is one killpg) and dies with its agent; every
-environment shares the one server; a crash (exit status), a timeout and an OOM reset
+environment shares the one server, which holds one thread and no epoll instance; a crash (exit status), a timeout and an OOM reset
 restart from the same 3.12 template with Lambda's error types and Max Memory Used. The
 fallbacks: ``<code>/lib`` execs the runtime from the agent; a server that cannot start
 (an interpreter wrapper that refuses to run it) makes the zygote exec the runtime itself,
-still on 3.12, still in the agent's group; ``KLAMBDA_ZYGOTE_RUNTIME_SERVERS=0`` execs too.
+still on 3.12, still in the agent's group; ``KLAMBDA_ZYGOTE_RUNTIME_SERVERS=0`` execs too;
+``=python3.12`` starts the server with the zygote (no environment holds its socket: it
+exits with the zygote while the environments keep running).
 Pure: the router's request-to-runtime mapping and the server's environment.
 """
 
@@ -132,6 +134,13 @@ async def test_python312_runtime_forks_from_the_312_server(envs: Environments) -
     assert body["executable"] == FOUND_312.path
     assert body["parent"] == "klambda-rt3.12", body
     assert body["pgid"] == env.pid  # in the agent's process group
+    # The server is a clean template: one thread, no epoll instance (like the zygote).
+    assert len(os.listdir(f"/proc/{body['ppid']}/task")) == 1
+    fds = [
+        os.readlink(f"/proc/{body['ppid']}/fd/{fd}")
+        for fd in os.listdir(f"/proc/{body['ppid']}/fd")
+    ]
+    assert not [fd for fd in fds if "eventpoll" in fd], fds
     other, _ = await envs.function({"app.py": PROBE}, name="other", runtime="python3.12")
     assert (await probe(envs, other.environment_id))["ppid"] == body["ppid"]  # one server
     env.kill()  # one killpg takes the runtime too
@@ -228,6 +237,54 @@ async def test_runtime_servers_can_be_turned_off(gateway: TestGateway, tmp_path:
         body = await probe(holder, spec.environment_id)
         assert_isolated_312(body)
         assert body["ppid"] == env.pid  # exec'd by the agent, as before runtime servers
+    finally:
+        await holder.close()
+        await launcher.close()
+
+
+def children_named(parent: int, name: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+            if comm == name and int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+                found.append(int(entry))
+    return found
+
+
+@needs_312
+@module_loop
+async def test_servers_started_with_the_zygote(gateway: TestGateway, tmp_path: Path) -> None:
+    holder, launcher = await _with_launcher(
+        gateway, tmp_path, {"KLAMBDA_ZYGOTE_RUNTIME_SERVERS": "python3.12"}
+    )
+    try:
+        await launcher.warm()
+        zygote = launcher.zygote_pid()
+        assert zygote is not None
+        servers: list[int] = []
+        for _ in range(100):  # 2 s at most
+            servers = children_named(zygote, "klambda-rt3.12")
+            if servers:
+                break
+            await asyncio.sleep(0.02)
+        assert len(servers) == 1
+        # An environment forked before the first python3.12 request, and a 3.12 one.
+        await holder.function({"app.py": PROBE}, name="plain")
+        spec, env = await holder.function({"app.py": PROBE}, runtime="python3.12")
+        body = await probe(holder, spec.environment_id)
+        assert_isolated_312(body)
+        assert body["ppid"] == servers[0]
+        # No environment holds the zygote's end of the server's socket: when the zygote
+        # goes, the server sees EOF and exits; the environments keep running.
+        await launcher.close()
+        assert await gone(servers[0])
+        assert not dead(env.pid) and not dead(body["pid"])
     finally:
         await holder.close()
         await launcher.close()
