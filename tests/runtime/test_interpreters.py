@@ -5,8 +5,9 @@ platform's interpreter; ``KLAMBDA_PYTHONX_Y`` first (and a bad value is an error
 what to do), then ``pythonX.Y`` on PATH (pyenv shims skipped), then pyenv's highest patch
 release, else the platform's with ``found=False``. End to end through real agents: a
 ``python3.12`` function sees ``sys.version_info`` 3.12 and the 3.12 stdlib, still imports
-boto3 but not the platform's packages (zygote launcher, and SubprocessLauncher with
-``KLAMBDA_PYTHON3_12`` set explicitly) — skipped when this machine has no 3.12; a runtime
+boto3 but not the platform's packages (zygote launcher — forked from the zygote's 3.12
+runtime server, see test_runtime_servers.py — and SubprocessLauncher with
+``KLAMBDA_PYTHON3_12`` set explicitly, exec'd) — skipped when this machine has no 3.12; a runtime
 whose interpreter does not exist runs on the platform's, forked, with one warning line
 in the environment's log.
 """
