@@ -1,13 +1,16 @@
 """A fork server: a single-threaded template process that forks children on request.
 
-Used twice with the same code:
+Used three times with the same code:
 
 * the **zygote** (one per launcher) forks *agents* for the launcher, and *runtime
   processes* for those agents: every import done, nothing started, so both are forked
   from a clean process (see :mod:`klambda_runtime.zygote`);
 * the **runtime template** (one per environment when there is no zygote, e.g. in a pod
   started by Kubernetes) is forked by the agent before it creates any thread, event loop
-  or gRPC channel, and forks that environment's runtime processes.
+  or gRPC channel, and forks that environment's runtime processes;
+* the **runtime server** (one per other Python version, under the zygote: see
+  :mod:`klambda_runtime.runtime_server`) forks runtimes on that interpreter for the
+  requests the zygote forwards to it.
 
 Protocol over ``AF_UNIX``/``SOCK_SEQPACKET`` sockets (one JSON message per packet, file
 descriptors via ``SCM_RIGHTS``):
