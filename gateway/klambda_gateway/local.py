@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from klambda_model import PYTHON_RUNTIMES
 
 from klambda_gateway.platform import Platform
 from klambda_gateway.settings import GatewaySettings, LocalSettings
@@ -66,9 +68,14 @@ def _admin_routes(registry: Any, settings: GatewaySettings) -> list[web.RouteDef
 
 
 def default_launcher() -> Any:
+    """The zygote launcher, with the runtime servers of every built-in Python runtime
+    started together with the zygote (not on the first cold start of such a function);
+    ``KLAMBDA_ZYGOTE_RUNTIME_SERVERS`` in the environment overrides the choice."""
     from klambda_runtime.launcher import ZygoteLauncher
 
-    return ZygoteLauncher()
+    env = dict(os.environ)
+    env.setdefault("KLAMBDA_ZYGOTE_RUNTIME_SERVERS", ",".join(PYTHON_RUNTIMES))
+    return ZygoteLauncher(env=env)
 
 
 async def run_local(settings: LocalSettings, *, manifests: list[str],
