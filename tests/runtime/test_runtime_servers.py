@@ -160,7 +160,8 @@ async def test_runtime_dies_with_its_agent(envs: Environments) -> None:
 @module_loop
 async def test_resets_restart_from_the_312_server(envs: Environments) -> None:
     spec, _ = await envs.function(
-        {"app.py": PROBE}, runtime="python3.12", timeout=1, memory_size=128
+        # timeout 3 s: the probes must not time out on a loaded CI machine
+        {"app.py": PROBE}, runtime="python3.12", timeout=3, memory_size=128
     )
     first = await probe(envs, spec.environment_id)
     crashed = await envs.gateway.invoke(spec.environment_id, b'{"exit": 3}', request_id="rq-c")
@@ -170,7 +171,7 @@ async def test_resets_restart_from_the_312_server(envs: Environments) -> None:
     }
     second = await probe(envs, spec.environment_id)
     assert second["calls"] == 1 and second["pid"] != first["pid"]
-    timed_out = await envs.gateway.invoke(spec.environment_id, b'{"sleep": 5}')
+    timed_out = await envs.gateway.invoke(spec.environment_id, b'{"sleep": 10}')
     assert timed_out.error_type == "Sandbox.Timedout" and timed_out.environment_reset
     third = await probe(envs, spec.environment_id)
     oom = await envs.gateway.invoke(spec.environment_id, b'{"hog": 400}')
