@@ -15,8 +15,26 @@ class LogSink:
     def __init__(self, fd: int = 1) -> None:
         self.fd = fd
         self._buf: bytearray | None = None
+        self._held = b""  # logged, but written out together with the next write
+
+    def hold(self, text: str) -> None:
+        """Log ``text`` now (it is in the invocation's tail at once) but write it out with
+        the next write: START then costs no syscall of its own when the function prints
+        nothing before END."""
+        data = text.encode("utf-8", "replace")
+        self._held += data
+        if self._buf is not None:
+            self._buf += data
 
     def write(self, data: bytes) -> None:
+        self._write_out(self._held + data if self._held else data)
+        self._held = b""
+        if self._buf is not None:
+            self._buf += data
+            if len(self._buf) > _KEEP:
+                del self._buf[: len(self._buf) - _KEEP // 2]
+
+    def _write_out(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
             try:
@@ -26,10 +44,6 @@ class LogSink:
             except OSError:
                 break  # nobody reads our log any more; never fail an invocation for it
             view = view[n:]
-        if self._buf is not None:
-            self._buf += data
-            if len(self._buf) > _KEEP:
-                del self._buf[: len(self._buf) - _KEEP // 2]
 
     def remember(self, data: bytes) -> None:
         """Add to the current invocation's log without writing it out (already written)."""
@@ -46,6 +60,13 @@ class LogSink:
     def begin(self) -> None:
         self._buf = bytearray()
 
+    def flush(self) -> None:
+        """Write out what :meth:`hold` kept back."""
+        if self._held:
+            held, self._held = self._held, b""
+            self._write_out(held)
+
     def end(self) -> bytes:
+        self.flush()
         data, self._buf = bytes(self._buf or b""), None
         return tail(data)

@@ -228,6 +228,7 @@ class Supervisor:
     # ----------------------------------------------------------------- memory
     def _sample(self, gen: RuntimeProcess) -> None:
         gen.sampler = None
+        self.sink.flush()  # a held START reaches the log within one sampling interval
         if gen is not self.gen or gen.exited.done():
             return
         now = self._loop.time()
@@ -355,7 +356,8 @@ class Supervisor:
         if current is not None and current[0] == request_id and not self.sink.active:
             self._delivered_at = self._loop.time()
             self.sink.begin()
-            self.sink.line(reports.start_line(request_id, version=self.spec.version))
+            # written out with the function's first output, or with END + REPORT
+            self.sink.hold(reports.start_line(request_id, version=self.spec.version))
 
     async def invoke(self, inv: Invocation, *, redelivery: bool = False) -> InvocationResult:
         await self._started.wait()
