@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .common import API_VERSION, DNS_LABEL, LATEST, VERSION_NUMBER, ObjectMeta
+from .common import API_VERSION, DNS_LABEL, LATEST, VERSION_NUMBER, Named, ObjectMeta
 from .fields import Constraints, Rule, spec_field
 
 ALIAS_NAME = Constraints(
@@ -159,7 +159,7 @@ class AliasSpec:
 
 
 @dataclass(frozen=True)
-class Alias:
+class Alias(Named):
     """A function alias."""
 
     __ignored__: ClassVar[frozenset[str]] = frozenset({"status"})
@@ -169,14 +169,6 @@ class Alias:
     kind: str = spec_field(description="Alias", enum=("Alias",))
     metadata: ObjectMeta = spec_field(description="Standard object metadata.")
     spec: AliasSpec = spec_field(description="The alias.")
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name
-
-    @property
-    def namespace(self) -> str:
-        return self.metadata.namespace
 
 
 def is_version_number(text: str) -> bool:

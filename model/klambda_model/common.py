@@ -73,6 +73,20 @@ class ObjectMeta:
     annotations: Mapping[str, str] = spec_field(factory=dict, description="Annotations.")
 
 
+class Named:
+    """``name`` and ``namespace`` of a resource (a mixin of the four kinds)."""
+
+    metadata: ObjectMeta
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def namespace(self) -> str:
+        return self.metadata.namespace
+
+
 def _inline_paths(obj: Mapping[str, Any]) -> str | None:
     inline = obj.get("inline")
     if not isinstance(inline, Mapping):

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .common import API_VERSION, ARN, FUNCTION_REF, ObjectMeta
+from .common import API_VERSION, ARN, FUNCTION_REF, Named, ObjectMeta
 from .fields import Rule, exactly_one, spec_field
 
 
@@ -234,7 +234,7 @@ class EventSourceMappingSpec:
 
 
 @dataclass(frozen=True)
-class EventSourceMapping:
+class EventSourceMapping(Named):
     """An event source mapping (pollers arrive in a later release)."""
 
     __ignored__: ClassVar[frozenset[str]] = frozenset({"status"})
@@ -244,11 +244,3 @@ class EventSourceMapping:
     kind: str = spec_field(description="EventSourceMapping", enum=("EventSourceMapping",))
     metadata: ObjectMeta = spec_field(description="Standard object metadata.")
     spec: EventSourceMappingSpec = spec_field(description="The mapping.")
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name
-
-    @property
-    def namespace(self) -> str:
-        return self.metadata.namespace

@@ -17,6 +17,7 @@ from .common import (
     RUNTIMES,
     Code,
     LayerContent,
+    Named,
     ObjectMeta,
 )
 from .fields import Constraints, Rule, exactly_one, spec_field
@@ -213,7 +214,7 @@ class FunctionSpec:
 
 
 @dataclass(frozen=True)
-class Function:
+class Function(Named):
     """A Lambda function."""
 
     __ignored__: ClassVar[frozenset[str]] = frozenset({"status"})
@@ -225,14 +226,6 @@ class Function:
     kind: str = spec_field(description="Function", enum=("Function",))
     metadata: ObjectMeta = spec_field(description="Standard object metadata.")
     spec: FunctionSpec = spec_field(description="The function.")
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name
-
-    @property
-    def namespace(self) -> str:
-        return self.metadata.namespace
 
 
 @dataclass(frozen=True)
@@ -252,7 +245,7 @@ class LayerSpec:
 
 
 @dataclass(frozen=True)
-class Layer:
+class Layer(Named):
     """A Lambda layer; every change of its spec publishes a new layer version."""
 
     __ignored__: ClassVar[frozenset[str]] = frozenset({"status"})
@@ -262,11 +255,3 @@ class Layer:
     kind: str = spec_field(description="Layer", enum=("Layer",))
     metadata: ObjectMeta = spec_field(description="Standard object metadata.")
     spec: LayerSpec = spec_field(description="The layer.")
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name
-
-    @property
-    def namespace(self) -> str:
-        return self.metadata.namespace
