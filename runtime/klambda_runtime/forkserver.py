@@ -35,6 +35,13 @@ children when the client's channel closes (``{"kill": [pids]}``, a control messa
 server accepts for its own children), and re-routes the requests an upstream never
 answered if it goes away (the router then picks a fallback).
 
+A child forked for a channel's owner, here or by an upstream, gets a **gate**: the read
+end of a pipe (``message["gate"]``: its index in the fds) whose write end this server
+closes only once the reply with the child's pid has been sent to the owner. The child
+waits for that EOF before it talks to its owner, so the owner always knows the pid first
+(under a burst a warm runtime otherwise reached its agent's Runtime API before the pid,
+and the agent, not knowing whose init that was, waited 10 s for Lambda's init limit).
+
 Standard library only; it must never start a thread.
 """
 
@@ -81,6 +88,8 @@ class Upstream:
     next_id: int = 0
     # upstream request id -> (client, the client's request id, message, fds kept open)
     pending: dict[int, tuple[_Client, Any, dict[str, Any], list[int]]] = field(default_factory=dict)
+    # upstream request id -> write end of that request's gate (see Server.forward)
+    gates: dict[int, int] = field(default_factory=dict)
 
 
 class Router(Protocol):
@@ -186,7 +195,8 @@ class _Server:
 
     def _server_fds(self) -> list[int]:
         routed = self.router.fds() if self.router is not None else []
-        return [*self.clients, *self.upstreams, *routed, self.wake_r, self.wake_w]
+        gates = [g for up in self.upstreams.values() for g in up.gates.values()]
+        return [*self.clients, *self.upstreams, *routed, *gates, self.wake_r, self.wake_w]
 
     def reap(self) -> None:
         while True:
@@ -280,9 +290,19 @@ class _Server:
         ours = theirs = None
         if kind in self.channel_kinds:
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        gate = -1
+        if client.owner_pgid is not None and "gate" not in message:
+            # A child forked for a channel's owner (a runtime for its agent) waits for the
+            # reply to be sent before it talks to the owner (see forward()): under load it
+            # could otherwise run before this process is scheduled again to send it.
+            gate_r, gate = os.pipe()
+            message = {**message, "gate": len(fds)}
+            fds = [*fds, gate_r]
         try:
             pid = os.fork()
         except OSError as exc:
+            if gate >= 0:
+                os.close(gate)
             for f in fds:
                 os.close(f)
             for s in (ours, theirs):
@@ -292,7 +312,7 @@ class _Server:
             return
         if pid == 0:
             close = self._server_fds() + ([ours.fileno()] if ours is not None else [])
-            _run_child(handler, message, fds, theirs, close)
+            _run_child(handler, message, fds, theirs, [*close, gate] if gate >= 0 else close)
         for f in fds:
             os.close(f)
         client.children.add(pid)
@@ -303,6 +323,8 @@ class _Server:
             self.clients[ours.fileno()] = channel
             self.poller.register(ours.fileno(), select.POLLIN)
         _send(client.sock, {"id": message.get("id"), "pid": pid})
+        if gate >= 0:
+            os.close(gate)  # the child may go on: its owner has been told its pid
 
     # ------------------------------------------------------------------ upstreams
     def forward(
@@ -314,11 +336,21 @@ class _Server:
             self.poller.register(fd, select.POLLIN)
         upstream.next_id += 1
         upstream.pending[upstream.next_id] = (client, message.get("id"), message, fds)
-        data = json.dumps({**message, "id": upstream.next_id}).encode()
+        # The gate: a pipe whose read end the forked child gets (message["gate"] is its
+        # index in the fds) and waits on (EOF) before it talks to its client. We close the
+        # write end only after relaying the upstream's reply, so the client always learns
+        # the child's pid before the child can reach it (a runtime from a warm upstream is
+        # otherwise at the agent's Runtime API before the relayed reply is, and the agent
+        # cannot tie its init to a process it does not know yet).
+        gate_r, gate_w = os.pipe()
+        upstream.gates[upstream.next_id] = gate_w
+        data = json.dumps({**message, "id": upstream.next_id, "gate": len(fds)}).encode()
         try:
-            socket.send_fds(upstream.sock, [data], fds)
+            socket.send_fds(upstream.sock, [data], [*fds, gate_r])
         except OSError:
             self.lose(upstream)  # re-routes this request too
+        finally:
+            os.close(gate_r)
 
     def _forwarded_exit(self, pid: int, returncode: int) -> None:
         client, _upstream = self.forwarded.pop(pid)
@@ -342,7 +374,20 @@ class _Server:
             if pid in self.forwarded:
                 self._forwarded_exit(pid, int(message["returncode"]))
             return
-        entry = upstream.pending.pop(int(message.get("id", -1)), None)
+        upstream_id = int(message.get("id", -1))
+        gate = upstream.gates.pop(upstream_id, None)
+        try:
+            self._relay(upstream, upstream.pending.pop(upstream_id, None), message)
+        finally:
+            if gate is not None:
+                os.close(gate)  # the child may go on now: its client knows its pid
+
+    def _relay(
+        self,
+        upstream: Upstream,
+        entry: tuple[_Client, Any, dict[str, Any], list[int]] | None,
+        message: dict[str, Any],
+    ) -> None:
         if entry is None:
             return
         client, client_id, _message, fds = entry
@@ -370,6 +415,9 @@ class _Server:
         if self.router is not None:
             self.router.lost(upstream)
         pending, upstream.pending = upstream.pending, {}
+        gates, upstream.gates = upstream.gates, {}
+        for gate in gates.values():
+            os.close(gate)
         for client, client_id, message, fds in pending.values():
             if client.sock.fileno() not in self.clients:
                 for f in fds:

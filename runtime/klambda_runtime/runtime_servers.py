@@ -23,7 +23,7 @@ import socket
 import sys
 from typing import Any
 
-from klambda_runtime import forkserver, interpreters
+from klambda_runtime import forkserver, interpreters, templates
 from klambda_runtime.runtime_env import RUNTIME_PACKAGE_PARENT, builtin_exec_argv
 from klambda_runtime.runtime_server import argv as server_argv
 
@@ -49,8 +49,12 @@ def exec_child_main(
     """In a fork of the zygote: become the exec'd runtime (fallback; joins the agent's
     group and keeps the log pipe, so the agent sees it exactly like a forked one)."""
     owner = message.get("owner_pgid")
-    if owner:
-        os.setpgid(0, int(owner))
+    gate_index = message.get("gate")
+    gate = fds.pop(int(gate_index)) if gate_index is not None else -1
+    if owner and not templates.join_group(int(owner)):
+        return templates.EXIT_OWNER_GONE  # its agent died before this runtime started
+    if gate >= 0:
+        templates.wait_gate(gate)
     log_fd = fds[0]
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)

@@ -20,17 +20,47 @@ from typing import Any
 
 from klambda_runtime import forkserver
 
+# Exit status of a runtime whose agent's process group no longer exists when it starts.
+EXIT_OWNER_GONE = 125
+
+
+def join_group(pgid: int) -> bool:
+    """Join the agent's process group (so that signalling the environment's group reaches
+    the runtime too); False when that group is gone (its agent died: EPERM, or ESRCH)."""
+    try:
+        os.setpgid(0, pgid)
+        return True
+    except (PermissionError, ProcessLookupError):
+        return False
+
+
+def wait_gate(fd: int) -> None:
+    """Block until the gate's write end is closed (see forkserver's ``forward``): the
+    agent then knows this process's pid. Bounded: a lost gate must not hang a runtime."""
+    import select
+
+    deadline = time.monotonic() + 10.0
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            ready, _, _ = select.select([fd], [], [], left)
+            if ready and not os.read(fd, 64):
+                return
+    finally:
+        os.close(fd)
+
 
 def runtime_child_main(
     message: dict[str, Any], fds: list[int], channel: socket.socket | None = None
 ) -> int:
     """In a fresh fork of a template: become the function's runtime process."""
     forkserver.set_process_name("klambda-runtime")
+    gate_index = message.get("gate")
+    gate = fds.pop(int(gate_index)) if gate_index is not None else -1
     owner = message.get("owner_pgid")
-    if owner:
-        # Forked by the zygote on behalf of an agent: join the agent's process group so
-        # that signalling the environment's group reaches the runtime too.
-        os.setpgid(0, int(owner))
+    if owner and not join_group(int(owner)):
+        # Its agent (the group's leader) is gone already, e.g. killed while the fork
+        # request was in flight: nobody will ever talk to this runtime.
+        return EXIT_OWNER_GONE
     log_fd = fds[0]
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
@@ -57,6 +87,8 @@ def runtime_child_main(
     # (boto3...) and the standard library; nothing of the platform this process was
     # forked from (its site-packages, import hooks and preloaded modules are dropped).
     isolation.isolate(front=message.get("sys_path", []), provided=message.get("provided", []))
+    if gate >= 0:
+        wait_gate(gate)
     return bootstrap.run(env["AWS_LAMBDA_RUNTIME_API"], env.get("_HANDLER", ""))
 
 
