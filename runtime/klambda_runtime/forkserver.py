@@ -318,6 +318,14 @@ class _Server:
         client.children.add(pid)
         self.owner[pid] = client
         if ours is not None and theirs is not None:
+            # A channel's owner leads its own process group (its children join it). Set it
+            # here too, as shells do, so the group exists when the reply is read: a client
+            # that killpg()s the pid at once would otherwise miss a child that had not run
+            # its own setpgid yet, and that child would live on.
+            try:
+                os.setpgid(pid, pid)
+            except OSError:
+                pass  # it did it itself already, or is gone
             theirs.close()
             channel = _Client(ours, self.channel_default_kind, owner_pgid=pid)
             self.clients[ours.fileno()] = channel

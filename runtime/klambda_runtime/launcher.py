@@ -66,7 +66,11 @@ class ProcessEnvironment:
             try:
                 os.killpg(self.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
-                pass
+                # No such group (yet): the agent alone, which is then all there is.
+                try:
+                    os.kill(self.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
     async def wait(self) -> int:
         return await asyncio.shield(self._exited)

@@ -1,6 +1,7 @@
 """Bursts of environment starts: the order of a runtime's fork reply and its first request.
 
-Covers: a child a fork server forks for a channel's owner gets a gate and passes it only
+Covers: an environment killed right after start() returned dies (its group exists
+already); a child a fork server forks for a channel's owner gets a gate and passes it only
 once the reply carrying its pid has been sent to the owner (real fork server process);
 a runtime whose agent's process group is gone exits quietly with ``EXIT_OWNER_GONE``
 (no traceback); a burst of concurrent environments through a real zygote — platform
@@ -132,3 +133,16 @@ async def test_burst_on_the_platform_runtime_reports_every_init(envs: Environmen
 @module_loop
 async def test_burst_through_the_runtime_server_reports_every_init(envs: Environments) -> None:
     await burst(envs, "python3.12", 16)
+
+
+@module_loop
+async def test_kill_right_after_start_takes_the_environment(envs: Environments) -> None:
+    from .conftest import PLATFORM_RUNTIME, write_function
+
+    code = write_function(envs.tmp_path / "k", {"app.py": "def handler(e, c):\n    return 1\n"})
+    specs = [envs.spec(code, runtime=PLATFORM_RUNTIME) for _ in range(12)]
+    started = await asyncio.gather(*(envs.start(s, ready=False) for s in specs))
+    for env in started:  # at once: some agents have not run a line yet
+        env.kill()
+    codes = await asyncio.wait_for(asyncio.gather(*(e.wait() for e in started)), 20)
+    assert codes == [-9] * len(started)
