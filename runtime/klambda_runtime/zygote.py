@@ -40,6 +40,11 @@ def preload() -> None:
     import traceback  # noqa: F401
     import urllib.parse  # noqa: F401
 
+    from klambda_runtime import grpc_env
+
+    # The cheaper gRPC core settings for every agent forked from here, whoever started
+    # this zygote (grpc reads them once, at import).
+    grpc_env.tune()
     import grpc
     import grpc.aio  # noqa: F401
     import psutil  # noqa: F401
