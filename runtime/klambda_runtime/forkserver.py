@@ -35,10 +35,11 @@ children when the client's channel closes (``{"kill": [pids]}``, a control messa
 server accepts for its own children), and re-routes the requests an upstream never
 answered if it goes away (the router then picks a fallback).
 
-A child forked for a channel's owner, here or by an upstream, gets a **gate**: the read
-end of a pipe (``message["gate"]``: its index in the fds) whose write end this server
-closes only once the reply with the child's pid has been sent to the owner. The child
-waits for that EOF before it talks to its owner, so the owner always knows the pid first
+Every child of a kind that is not a channel kind (a runtime), forked here or by an
+upstream, gets a **gate**: the read end of a pipe (``message["gate"]``: its index in the
+fds) whose write end the server closes only once the reply with the child's pid has been
+sent (relayed) to whoever asked. The child (:func:`klambda_runtime.templates.wait_gate`)
+waits for that EOF before it talks to its agent, so the agent always knows the pid first
 (under a burst a warm runtime otherwise reached its agent's Runtime API before the pid,
 and the agent, not knowing whose init that was, waited 10 s for Lambda's init limit).
 
@@ -291,10 +292,10 @@ class _Server:
         if kind in self.channel_kinds:
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         gate = -1
-        if client.owner_pgid is not None and "gate" not in message:
-            # A child forked for a channel's owner (a runtime for its agent) waits for the
-            # reply to be sent before it talks to the owner (see forward()): under load it
-            # could otherwise run before this process is scheduled again to send it.
+        if kind not in self.channel_kinds and "gate" not in message:
+            # A runtime waits for the reply to be sent before it talks to its agent (see
+            # forward()): under load it could otherwise run before this process is
+            # scheduled again to send it.
             gate_r, gate = os.pipe()
             message = {**message, "gate": len(fds)}
             fds = [*fds, gate_r]

@@ -5,8 +5,9 @@ already); a child a fork server forks for a channel's owner gets a gate and pass
 once the reply carrying its pid has been sent to the owner (real fork server process);
 a runtime whose agent's process group is gone exits quietly with ``EXIT_OWNER_GONE``
 (no traceback); a burst of concurrent environments through a real zygote — platform
-runtime forked by the zygote, and ``python3.12`` forked by the runtime server (skipped
-without a separate 3.12) — all report their runtime's init in Ready (an Init Duration, no
+runtime forked by the zygote, ``python3.12`` forked by the runtime server (skipped
+without a separate 3.12), and runtimes forked by each agent's own template
+(SubprocessLauncher) — all report their runtime's init in Ready (an Init Duration, no
 init error): before the gate, a warm runtime could reach its agent's Runtime API before
 the pid did, and the agent then sent Ready only at the 10 s init limit, without one.
 """
@@ -20,11 +21,14 @@ import socket
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from klambda_runtime import templates
+from klambda_runtime.launcher import SubprocessLauncher
+from klambda_runtime.testing import TestGateway
 
-from .conftest import Environments
+from .conftest import PLATFORM_RUNTIME, Environments, write_function
 from .test_runtime_servers import needs_312
 
 module_loop = pytest.mark.asyncio(loop_scope="module")
@@ -108,8 +112,6 @@ def test_runtime_of_a_gone_agent_exits_quietly() -> None:
 
 
 async def burst(envs: Environments, runtime: str, n: int) -> None:
-    from .conftest import write_function
-
     code = write_function(envs.tmp_path / runtime, {"app.py": "def handler(e, c):\n    return 1\n"})
     specs = [envs.spec(code, runtime=runtime) for _ in range(n)]
     await asyncio.gather(*(envs.start(s, ready=False) for s in specs))
@@ -124,8 +126,6 @@ async def burst(envs: Environments, runtime: str, n: int) -> None:
 
 @module_loop
 async def test_burst_on_the_platform_runtime_reports_every_init(envs: Environments) -> None:
-    from .conftest import PLATFORM_RUNTIME
-
     await burst(envs, PLATFORM_RUNTIME, 16)
 
 
@@ -137,8 +137,6 @@ async def test_burst_through_the_runtime_server_reports_every_init(envs: Environ
 
 @module_loop
 async def test_kill_right_after_start_takes_the_environment(envs: Environments) -> None:
-    from .conftest import PLATFORM_RUNTIME, write_function
-
     code = write_function(envs.tmp_path / "k", {"app.py": "def handler(e, c):\n    return 1\n"})
     specs = [envs.spec(code, runtime=PLATFORM_RUNTIME) for _ in range(12)]
     started = await asyncio.gather(*(envs.start(s, ready=False) for s in specs))
@@ -146,3 +144,15 @@ async def test_kill_right_after_start_takes_the_environment(envs: Environments) 
         env.kill()
     codes = await asyncio.wait_for(asyncio.gather(*(e.wait() for e in started)), 20)
     assert codes == [-9] * len(started)
+
+
+@module_loop
+async def test_burst_from_per_environment_templates_reports_every_init(
+    gateway: TestGateway, tmp_path: Path
+) -> None:
+    # No zygote (pods, SubprocessLauncher): each agent's own runtime template forks it.
+    holder = Environments(gateway, SubprocessLauncher(), tmp_path)
+    try:
+        await burst(holder, PLATFORM_RUNTIME, 4)
+    finally:
+        await holder.close()
