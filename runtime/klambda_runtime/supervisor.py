@@ -80,7 +80,8 @@ class Supervisor:
         # runtime cannot see <code>/lib or <opt>/lib: with such directories, exec instead.
         self._native_libs = native_lib_dirs(spec) != []
         # Which Python runs a built-in runtime (python3.12 on a 3.12 interpreter when
-        # there is one); one that is not the platform's own is exec'd, never forked.
+        # there is one); a zygote-forked agent gets it forked from the zygote's runtime
+        # server on that interpreter, otherwise it is exec'd (docs/runtime.md).
         self.interpreter, self._interpreter_note = choose_interpreter(spec.runtime, settings)
         self._delivered_at = 0.0
 

@@ -22,7 +22,8 @@ from klambda_runtime.testing import TestGateway
 
 PYTHON = sys.executable
 # The runtime whose version is the platform's own interpreter: forked from the zygote.
-# (Another pythonX.Y runs on its own interpreter, exec'd: see test_interpreters.py.)
+# (Another pythonX.Y runs on its own interpreter, forked from the zygote's runtime server on
+# it or exec'd: see test_runtime_servers.py and test_interpreters.py.)
 PLATFORM_RUNTIME = f"python{sys.version_info[0]}.{sys.version_info[1]}"
 _ids = itertools.count(1)
 
