@@ -31,6 +31,7 @@ from klambda_gateway.errors import (
 from klambda_gateway.settings import SYNC_PAYLOAD_LIMIT
 
 INVOKE_PATH = "/2015-03-31/functions/{name}/invocations"
+INVOKE_ASYNC_PATH = "/2014-11-13/functions/{name}/invoke-async"  # deprecated InvokeAsync
 COLD_START_HEADER = "X-Klambda-Cold-Start"
 LOG_TAIL_BYTES = 4096
 CLIENT_CONTEXT_LIMIT = 3583
@@ -120,9 +121,18 @@ def error_response(exc: InvokeError, request_id: str) -> web.Response:
 
 
 async def handle_invoke(request: web.Request) -> web.StreamResponse:
+    return await _guarded(request, legacy_async=False)
+
+
+async def handle_invoke_async(request: web.Request) -> web.StreamResponse:
+    """The deprecated InvokeAsync API: an ``Event`` invocation answered ``{"Status": 202}``."""
+    return await _guarded(request, legacy_async=True)
+
+
+async def _guarded(request: web.Request, *, legacy_async: bool) -> web.StreamResponse:
     request_id = str(uuid.uuid4())
     try:
-        return await _invoke(request, request_id)
+        return await _invoke(request, request_id, legacy_async=legacy_async)
     except InvokeError as exc:
         return error_response(exc, request_id)
     except Exception as exc:  # a bug: still a Lambda-shaped 500, never a bare traceback
@@ -130,10 +140,12 @@ async def handle_invoke(request: web.Request) -> web.StreamResponse:
         return error_response(ServiceError(f"Internal error in the gateway: {exc}"), request_id)
 
 
-async def _invoke(request: web.Request, request_id: str) -> web.StreamResponse:
+async def _invoke(request: web.Request, request_id: str, *,
+                  legacy_async: bool = False) -> web.StreamResponse:
     dp = request.app[DATAPATH]
     s = dp.settings
-    kind = invocation_type(request.headers.get("X-Amz-Invocation-Type"))
+    kind = "Event" if legacy_async else invocation_type(
+        request.headers.get("X-Amz-Invocation-Type"))
     tail = log_type(request.headers.get("X-Amz-Log-Type")) == "Tail"
     ref = parse_function_name(request.match_info["name"], request.query.get("Qualifier"),
                               account_id=s.account_id)
@@ -148,6 +160,9 @@ async def _invoke(request: web.Request, request_id: str) -> web.StreamResponse:
         await request.app[WORKER].enqueue(AsyncEvent(
             event_id=request_id, namespace=ref.namespace, function=ref.name,
             qualifier=ref.qualifier or "", payload=body or b"{}", created_at=time.time()))
+        if legacy_async:
+            return web.json_response({"Status": 202}, status=202,
+                                     headers={"x-amzn-RequestId": request_id})
         return web.Response(status=202, headers={"x-amzn-RequestId": request_id})
     outcome = await dp.invoke(target, body or b"{}", request_id=request_id, kind=SYNC,
                               client_context=client_context)
@@ -168,4 +183,6 @@ async def _invoke(request: web.Request, request_id: str) -> web.StreamResponse:
 
 
 def invoke_routes() -> list[web.RouteDef]:
-    return [web.post(INVOKE_PATH, handle_invoke)]
+    return [web.post(INVOKE_PATH, handle_invoke),
+            web.post(INVOKE_ASYNC_PATH, handle_invoke_async),
+            web.post(INVOKE_ASYNC_PATH + "/", handle_invoke_async)]

@@ -147,8 +147,6 @@ _HINTED = [
      f"change the EventSourceMapping manifest and {_MANIFEST}"),
     ("DELETE", "/2015-03-31/event-source-mappings/{}", "DeleteEventSourceMapping",
      "use `klambda delete eventsourcemapping NAME`"),
-    ("POST", "/2014-11-13/functions/{}/invoke-async", "InvokeAsync",
-     "the API is deprecated; use Invoke with InvocationType=Event"),
 ]
 _HINTED_ROUTES = [
     (method, re.compile("^" + re.escape(uri).replace(r"\{\}", "[^/]+") + "/?$"), op, hint)

@@ -9,7 +9,7 @@ unknown function); botocore's retry modes on 429: the default (standard in botoc
 `Type` and `retryAfterSeconds`, and every attempt reaches the platform (counted in
 /metrics); a read timeout retried by botocore runs the function twice, both run to
 completion and no concurrency slot leaks; ListFunctions through the paginator; MaxItems /
-Marker paging; the deprecated InvokeAsync API (not served: xfail).
+Marker paging; the deprecated InvokeAsync API.
 """
 
 from __future__ import annotations
@@ -156,10 +156,6 @@ def test_list_functions_paginator_sees_everything(lam: Any) -> None:
     assert sorted(names) == ["b3-context", "b3-slow", "b3-throttled"]
 
 
-@pytest.mark.xfail(strict=True, reason="gap: the deprecated InvokeAsync API "
-                   "(POST /2014-11-13/functions/{name}/invoke-async/) is not served; the "
-                   "platform answers aiohttp's plain-text 404 (botocore: ClientError code '404')"
-                   " where Lambda answers 202 {\"Status\": 202} and runs the function")
 def test_invoke_async_deprecated_api(plat: LocalPlatform, lam: Any) -> None:
     r = lam.invoke_async(FunctionName="b3-context", InvokeArgs=b'{"via": "invoke-async"}')
     assert r["Status"] == 202
