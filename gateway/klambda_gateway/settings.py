@@ -50,6 +50,11 @@ class GatewaySettings:
     async_lease_seconds: float = 960.0  # > the longest function timeout (900 s)
     async_poll_seconds: float = 1.0  # worker wake-up when idle
 
+    def __post_init__(self) -> None:
+        # Environments are forked by a zygote whose working directory is not ours: every
+        # path handed to them (code, layers, logs) must be absolute, so the state dir is.
+        object.__setattr__(self, "state_dir", os.path.abspath(self.state_dir))
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> GatewaySettings:
         """Build from ``KLAMBDA_*`` variables; explicit ``overrides`` win."""

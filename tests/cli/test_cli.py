@@ -274,14 +274,15 @@ def test_logs(platform: str) -> None:
     assert "REPORT RequestId:" in result.stdout and len(result.stdout.splitlines()) == 3
 
 
-def _start_up(state: Path, port: int, *manifests: Path) -> subprocess.Popen[bytes]:
+def _start_up(state: Path, port: int, *manifests: Path,
+              cwd: Path = REPO) -> subprocess.Popen[bytes]:
     args = [*KLAMBDA, "up", "--port", str(port), "--state-dir", str(state)]
     for m in manifests:
         args += ["-f", str(m)]
-    log_path = state.parent / f"up-{port}-{time.monotonic_ns()}.log"
+    log_path = (cwd / state).parent / f"up-{port}-{time.monotonic_ns()}.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log,
-                                cwd=REPO, start_new_session=True)
+                                cwd=cwd, start_new_session=True)
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -318,6 +319,21 @@ def test_up_keeps_state_across_restart(tmp_path: Path) -> None:
         assert [row.split()[1] for row in versions[1:]] == ["$LATEST", "1"]
         result = klambda("invoke", "hello:1", "--payload", '{"name": "again"}', endpoint=endpoint)
         assert result.returncode == 0 and '"hello": "again"' in result.stdout
+    finally:
+        _stop(proc)
+
+
+def test_up_with_a_relative_state_dir(tmp_path: Path) -> None:
+    """`make run` uses the default `./.klambda`: environments (forked elsewhere) still find
+    the code, because the state dir is made absolute at the edge."""
+    (tmp_path / "work").mkdir()
+    port = free_port()
+    proc = _start_up(Path("rel-state"), port, EXAMPLES / "hello.yaml", cwd=tmp_path / "work")
+    try:
+        result = klambda("invoke", "hello", "--payload", '{"name": "rel"}',
+                         endpoint=f"http://127.0.0.1:{port}")
+        assert result.returncode == 0 and '"hello": "rel"' in result.stdout, result
+        assert (tmp_path / "work" / "rel-state" / "logs").is_dir()
     finally:
         _stop(proc)
 

@@ -3,6 +3,7 @@ local composition's manifest discovery (files, directories, missing paths)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,8 @@ from klambda_gateway.settings import GatewaySettings, LocalSettings
 
 def test_defaults() -> None:
     s = GatewaySettings.from_env({})
-    assert (s.host, s.port, s.state_dir) == ("127.0.0.1", 9000, "./.klambda")
+    # the default ./.klambda, made absolute (environments are forked with another cwd)
+    assert (s.host, s.port, s.state_dir) == ("127.0.0.1", 9000, os.path.abspath(".klambda"))
     assert (s.queue_timeout_seconds, s.keep_warm_seconds) == (15.0, 60.0)
     assert (s.account_concurrency, s.unreserved_floor) == (1000, 100)
     assert s.async_payload_limit == 1_048_576
