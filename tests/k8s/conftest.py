@@ -29,14 +29,6 @@ from cluster.plugin import k8s_cluster  # noqa: F401  (shared session fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Function pods mount an emptyDir at /tmp (Lambda's writable /tmp). The test node agent
-# bind-mounts volumes from its state dir in a private mount namespace, outer paths first; if
-# that state dir lives under /tmp, mounting /tmp hides the sources of the later mounts
-# (/var/task). Keep the harness's temporary directories out of /tmp.
-if tempfile.gettempdir().startswith("/tmp"):
-    _alt = Path("/var/tmp/klambda-tests")
-    _alt.mkdir(parents=True, exist_ok=True)
-    tempfile.tempdir = str(_alt)
 CHART = ROOT / "charts" / "klambda"
 CRDS = CHART / "crds" / "klambda.io.yaml"
 SYSTEM_NS = "klambda-system"

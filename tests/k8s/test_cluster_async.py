@@ -43,7 +43,9 @@ def test_events_survive_gateway_kill_9(
     lam: Any,  # noqa: F811
 ) -> None:
     cluster = klambda_system
-    out = Path(tempfile.mkdtemp(prefix="klambda-async-")) / "events.txt"
+    # Outside /tmp: a function pod's /tmp is its own emptyDir (Lambda's writable /tmp).
+    Path("/var/tmp").mkdir(exist_ok=True)
+    out = Path(tempfile.mkdtemp(prefix="klambda-async-", dir="/var/tmp")) / "events.txt"
     os.chmod(out.parent, 0o777)
     apply(
         cluster,
