@@ -33,10 +33,13 @@ OVERDUE_GRACE_SECONDS = 15.0
 
 
 class Transport(Protocol):
-    """One environment's stream (the gRPC server implements it)."""
+    """One environment's stream (the gRPC server and the lane server implement it)."""
 
     async def write(self, message: pb.GatewayMessage) -> None:
         """Write one message (serialised with other writers of the same stream)."""
+
+    def write_nowait(self, message: pb.GatewayMessage) -> None:
+        """Write one message at once (only transports whose writes never wait: the lane)."""
 
     def close(self) -> None:
         """End the stream (the agent exits once it has nothing in flight)."""
@@ -254,6 +257,12 @@ class Dispatcher:
             except Exception as exc:  # noqa: BLE001 - the stream broke; its reader cleans up
                 log.debug("writing to environment %s failed: %s", env.environment_id, exc)
                 return
+
+    def flush_now(self, env: Environment) -> None:
+        """``flush`` for transports whose writes never wait (no task, no suspension)."""
+        transport = env.transport
+        while env.outbox and transport is not None:
+            transport.write_nowait(env.outbox.popleft())
 
     def _flush_soon(self, env: Environment, *, close: bool = False) -> None:
         """From synchronous code: write pending messages (and close) in a task."""

@@ -20,7 +20,8 @@ import grpc
 from klambda_proto import environment_pb2 as pb
 from klambda_proto import environment_pb2_grpc as pb_grpc
 
-from klambda_gateway.dispatch import Dispatcher, Environment
+from klambda_gateway.dispatch import Dispatcher
+from klambda_gateway.env_session import EnvironmentSession
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,9 @@ class GrpcTransport:
         async with self._lock:
             await self._context.write(message)
 
+    def write_nowait(self, message: pb.GatewayMessage) -> None:
+        raise NotImplementedError("gRPC writes wait; use Dispatcher.flush")
+
     def close(self) -> None:
         self.closed.set()
 
@@ -51,36 +55,17 @@ class EnvironmentGatewayService(pb_grpc.EnvironmentGatewayServicer):
         self, request_iterator: AsyncIterator[pb.AgentMessage], context: Any
     ) -> None:
         transport = GrpcTransport(context)
-        env: Environment | None = None
         dispatcher = self._dispatcher
+        session = EnvironmentSession(dispatcher, transport)
 
         async def read() -> None:
             # Messages are handled (and the answers written) inline: no queue hop.
-            nonlocal env
             try:
                 async for msg in request_iterator:
-                    kind = msg.WhichOneof("kind")
-                    if kind == "result" and env is not None:
-                        dispatcher.result(env, msg.result)
-                        await dispatcher.flush(env)
-                    elif kind == "register":
-                        env = dispatcher.connected(msg.register, transport)
-                        if env is None:
-                            log.warning("unknown environment %s of %s/%s:%s registered; "
-                                        "closing", msg.register.environment_id,
-                                        msg.register.namespace, msg.register.function_name,
-                                        msg.register.version)
-                            break
-                        await transport.write(pb.GatewayMessage(
-                            registered=pb.Registered(environment_id=env.environment_id)))
-                    elif env is None:
-                        log.warning("agent sent %s before Register; closing", kind)
+                    if not session.on_message(msg):
                         break
-                    elif kind == "ready":
-                        dispatcher.ready(env, msg.ready)
-                        await dispatcher.flush(env)
-                    elif kind == "draining":
-                        dispatcher.draining(env)
+                    if session.env is not None:
+                        await dispatcher.flush(session.env)
             except (grpc.aio.AioRpcError, asyncio.CancelledError):
                 pass
             except Exception:  # a bug here must not leave the stream half-open
@@ -93,8 +78,7 @@ class EnvironmentGatewayService(pb_grpc.EnvironmentGatewayServicer):
             await transport.closed.wait()
         finally:
             reader.cancel()
-            if env is not None:
-                dispatcher.disconnected(env)
+            session.ended()
 
 
 async def start_grpc_server(dispatcher: Dispatcher, *, host: str, port: int) -> tuple[Any, int]:

@@ -21,6 +21,7 @@ from klambda_gateway.concurrency import ConcurrencyTracker
 from klambda_gateway.datapath import DataPath
 from klambda_gateway.dispatch import Dispatcher
 from klambda_gateway.grpc_server import start_grpc_server
+from klambda_gateway.lane_server import start_lane_server
 from klambda_gateway.invoke_api import DATAPATH, WORKER, invoke_routes
 from klambda_gateway.metrics import GatewayMetrics
 from klambda_gateway.registry import Registry
@@ -69,6 +70,8 @@ class Platform:
         self.scaler: Scaler | None = None
         self.autoscaler: Autoscaler | None = None
         self.grpc_port = 0
+        self.lane_port = 0
+        self._lane: asyncio.Server | None = None
         self.http_port = 0
         self._grpc: Any = None
         self._runner: web.AppRunner | None = None
@@ -93,11 +96,17 @@ class Platform:
         self._grpc, self.grpc_port = await start_grpc_server(
             self.dispatcher, host=s.grpc_host, port=s.grpc_port)
         address = f"{s.grpc_host}:{self.grpc_port}"
+        lane_address = ""
+        if s.lane_enabled:
+            self._lane, self.lane_port = await start_lane_server(
+                self.dispatcher, host=s.grpc_host, port=s.lane_port)
+            lane_address = f"{s.grpc_host}:{self.lane_port}"
         if self._scaler_factory is not None:
             self.scaler = self._scaler_factory(address, self.dispatcher)
         else:
             self.scaler = LocalScaler(
-                self._launcher, gateway_address=address, logs_dir=s.logs_dir,
+                self._launcher, gateway_address=address, lane_address=lane_address,
+                logs_dir=s.logs_dir,
                 region=s.region, account_id=s.account_id,
                 stop_grace_seconds=s.stop_grace_seconds,
                 on_exit=lambda env_id, reason: self.dispatcher.gone(env_id, reason=reason))
@@ -144,4 +153,6 @@ class Platform:
             await self.scaler.close()
         if self._grpc is not None:
             await self._grpc.stop(grace=0.5)
+        if self._lane is not None:
+            self._lane.close()
         await self.store.close()

@@ -44,6 +44,7 @@ class LocalScaler:
         launcher: Any,  # klambda_runtime.launcher.Launcher
         *,
         gateway_address: str,
+        lane_address: str = "",
         logs_dir: Path,
         region: str,
         account_id: str,
@@ -52,6 +53,7 @@ class LocalScaler:
     ) -> None:
         self._launcher = launcher
         self._gateway = gateway_address
+        self._lane = lane_address
         self._logs_dir = logs_dir
         self._region = region
         self._account_id = account_id
@@ -70,7 +72,7 @@ class LocalScaler:
         log_path = environment_log_path(self._logs_dir, version)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         return EnvironmentSpec(
-            environment_id=environment_id, gateway=self._gateway,
+            environment_id=environment_id, gateway=self._gateway, lane=self._lane,
             namespace=version.namespace, function_name=version.function_name,
             version=version.version, runtime=version.runtime, handler=version.handler,
             code_dir=version.code_dir, opt_dir=version.opt_dir,

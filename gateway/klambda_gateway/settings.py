@@ -26,6 +26,10 @@ class GatewaySettings:
     port: int = 9000
     grpc_host: str = "127.0.0.1"  # where environments dial in
     grpc_port: int = 0  # 0 = ephemeral (passed to environments via EnvironmentSpec.gateway)
+    # the same stream without HTTP/2 (klambda_proto.lane), on grpc_host; local environments
+    # use it when enabled (EnvironmentSpec.lane), and gRPC otherwise
+    lane_enabled: bool = True
+    lane_port: int = 0
     state_dir: str = ".klambda"
     region: str = "us-east-1"
     account_id: str = "000000000000"  # maps to the namespace "default" in ARNs
@@ -66,7 +70,7 @@ class GatewaySettings:
                 continue
             kind = type(getattr(cls, f.name)) if hasattr(cls, f.name) else str
             try:
-                values[f.name] = kind(raw)
+                values[f.name] = _parse_bool(raw) if kind is bool else kind(raw)
             except ValueError as exc:
                 raise ValueError(
                     f"KLAMBDA_{f.name.upper()}={raw!r} is not a valid {kind.__name__}; "
@@ -86,3 +90,12 @@ class GatewaySettings:
 
 # The name the local composition (and the CLI) uses.
 LocalSettings = GatewaySettings
+
+
+def _parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)

@@ -84,7 +84,7 @@ class Agent:
         self._inbox: asyncio.Queue[Invocation] = asyncio.Queue()
         self._busy = False
         self._draining = False
-        self._call: Any = None  # the current grpc.aio stream-stream call
+        self._call: Any = None  # the current stream (klambda_runtime.streams)
         self._session = 0
         self._write_lock = asyncio.Lock()
         self._ready_sent_once = False
@@ -168,6 +168,8 @@ class Agent:
             connected = False
             try:
                 connected = await self._run_session()
+            except ConnectionError as exc:  # the lane broke
+                log.info("gateway stream broke: %s", exc)
             except grpc.aio.AioRpcError as exc:
                 if exc.code() in (
                     grpc.StatusCode.PERMISSION_DENIED,
@@ -208,24 +210,16 @@ class Agent:
 
     async def _run_session(self) -> bool:
         """One stream to the gateway; returns whether it got as far as Registered."""
-        import grpc
         from klambda_proto import environment_pb2 as pb
-        from klambda_proto import environment_pb2_grpc as pb_grpc
+
+        from klambda_runtime.streams import open_stream
 
         spec = self.spec
-        channel = grpc.aio.insecure_channel(
-            spec.gateway,
-            options=[
-                ("grpc.keepalive_time_ms", 300_000),
-                ("grpc.enable_retries", 0),
-                ("grpc.max_receive_message_length", 16 * 1024 * 1024),
-                ("grpc.max_send_message_length", 16 * 1024 * 1024),
-            ],
-        )
+        log.debug("t=%.6f dialing", time.monotonic())
+        stream = await open_stream(spec)
         ready_task: asyncio.Task[None] | None = None
         registered = False
         try:
-            call = pb_grpc.EnvironmentGatewayStub(channel).Connect()
             register = pb.Register(
                 namespace=spec.namespace,
                 function_name=spec.function_name,
@@ -236,26 +230,25 @@ class Agent:
                 initialization_type=spec.initialization_type,
                 revision=spec.revision,
             )
-            log.debug("t=%.6f dialing", time.monotonic())
-            await call.write(pb.AgentMessage(register=register))
+            await stream.write(pb.AgentMessage(register=register))
             try:
-                first = await asyncio.wait_for(call.read(), self.settings.register_timeout_s)
+                first = await asyncio.wait_for(stream.read(), self.settings.register_timeout_s)
             except TimeoutError:
                 log.warning("the gateway did not answer Register in time; reconnecting")
                 return False
-            log.debug("t=%.6f registered", time.monotonic())
-            if first is grpc.aio.EOF or first.WhichOneof("kind") != "registered":
+            log.debug("t=%.6f registered (%s)", time.monotonic(), stream.kind)
+            if first is None or first.WhichOneof("kind") != "registered":
                 return False
             registered = True
             self._session += 1
-            self._call = call
+            self._call = stream
             if self._draining:
-                await self._send_draining(call)
+                await self._send_draining(stream)
                 self._maybe_finish()
-            ready_task = self._loop.create_task(self._send_ready(call))
+            ready_task = self._loop.create_task(self._send_ready(stream))
             while True:
-                message = await call.read()
-                if message is grpc.aio.EOF:
+                message = await stream.read()
+                if message is None:
                     return True
                 kind = message.WhichOneof("kind")
                 if kind == "invocation":
@@ -284,7 +277,7 @@ class Agent:
                 ready_task.cancel()
             if self._call is not None and registered:
                 self._call = None
-            await channel.close(grace=None)
+            await stream.close()
 
     async def _send_ready(self, call: Any) -> None:
         from klambda_proto import environment_pb2 as pb

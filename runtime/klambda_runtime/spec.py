@@ -33,6 +33,9 @@ class EnvironmentSpec:
     account_id: str = "000000000000"
     revision: str = ""  # the FunctionVersion revision this environment runs
     log_path: str = ""  # append the environment's stdout/stderr here; "" = inherit
+    # host:port of the gateway's lane (the same stream without HTTP/2, klambda_proto.lane);
+    # "" = use gRPC. The agent falls back to gRPC while the lane cannot be reached.
+    lane: str = ""
 
     def to_env(self) -> dict[str, str]:
         """The ``KLAMBDA_ENV_*`` variables that describe this environment to the agent."""
@@ -54,6 +57,7 @@ class EnvironmentSpec:
             _PREFIX + "ACCOUNT_ID": self.account_id,
             _PREFIX + "REVISION": self.revision,
             _PREFIX + "LOG_PATH": self.log_path,
+            _PREFIX + "LANE": self.lane,
         }
 
     @classmethod
@@ -78,5 +82,6 @@ class EnvironmentSpec:
             region=get("REGION", "us-east-1"),
             account_id=get("ACCOUNT_ID", "000000000000"),
             revision=get("REVISION"),
+            lane=get("LANE"),
             log_path=get("LOG_PATH"),
         )

@@ -48,9 +48,9 @@ def preload() -> None:
     import grpc
     import grpc.aio  # noqa: F401
     import psutil  # noqa: F401
-    from klambda_proto import environment_pb2, environment_pb2_grpc  # noqa: F401
+    from klambda_proto import environment_pb2, environment_pb2_grpc, lane  # noqa: F401
 
-    from klambda_runtime import agent, supervisor, templates  # noqa: F401
+    from klambda_runtime import agent, streams, supervisor, templates  # noqa: F401
     from klambda_runtime.pyruntime import bootstrap, client, context, faults, logs  # noqa: F401
 
 
