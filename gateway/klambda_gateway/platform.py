@@ -70,7 +70,7 @@ class Platform:
         self.scaler: Scaler | None = None
         self.autoscaler: Autoscaler | None = None
         self.grpc_port = 0
-        self.lane_port = 0
+        self.lane_address = ""
         self._lane: asyncio.Server | None = None
         self.http_port = 0
         self._grpc: Any = None
@@ -98,9 +98,9 @@ class Platform:
         address = f"{s.grpc_host}:{self.grpc_port}"
         lane_address = ""
         if s.lane_enabled:
-            self._lane, self.lane_port = await start_lane_server(
-                self.dispatcher, host=s.grpc_host, port=s.lane_port)
-            lane_address = f"{s.grpc_host}:{self.lane_port}"
+            self._lane, lane_address = await start_lane_server(
+                self.dispatcher, host=s.lane_host, port=s.lane_port)
+            self.lane_address = lane_address
         if self._scaler_factory is not None:
             self.scaler = self._scaler_factory(address, self.dispatcher)
         else:

@@ -26,9 +26,11 @@ class GatewaySettings:
     port: int = 9000
     grpc_host: str = "127.0.0.1"  # where environments dial in
     grpc_port: int = 0  # 0 = ephemeral (passed to environments via EnvironmentSpec.gateway)
-    # the same stream without HTTP/2 (klambda_proto.lane), on grpc_host; local environments
-    # use it when enabled (EnvironmentSpec.lane), and gRPC otherwise
+    # the same stream without HTTP/2 (klambda_proto.lane); local environments use it when
+    # enabled (EnvironmentSpec.lane), gRPC otherwise. lane_host "unix": an abstract Unix
+    # socket (cheapest; environments on this machine), else a TCP host (lane_port 0 = any)
     lane_enabled: bool = True
+    lane_host: str = "unix"
     lane_port: int = 0
     state_dir: str = ".klambda"
     region: str = "us-east-1"

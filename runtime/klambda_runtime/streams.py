@@ -118,12 +118,19 @@ class LaneStream:
     @classmethod
     async def open(cls, address: str) -> LaneStream:
         loop = asyncio.get_running_loop()
-        host, _, port = address.rpartition(":")
-        transport, protocol = await loop.create_connection(
-            lambda: _LaneProtocol(loop), host.strip("[]"), int(port))
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if address.startswith("unix:"):
+            path = address[len("unix:"):]
+            if path.startswith("@"):  # Linux abstract socket
+                path = "\0" + path[1:]
+            transport, protocol = await loop.create_unix_connection(
+                lambda: _LaneProtocol(loop), path)
+        else:
+            host, _, port = address.rpartition(":")
+            transport, protocol = await loop.create_connection(
+                lambda: _LaneProtocol(loop), host.strip("[]"), int(port))
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         transport.write(PREFACE)
         return cls(protocol)
 
