@@ -21,8 +21,8 @@ from klambda_gateway.concurrency import ConcurrencyTracker
 from klambda_gateway.datapath import DataPath
 from klambda_gateway.dispatch import Dispatcher
 from klambda_gateway.grpc_server import start_grpc_server
-from klambda_gateway.lane_server import start_lane_server
 from klambda_gateway.invoke_api import DATAPATH, WORKER, invoke_routes
+from klambda_gateway.lane_server import start_lane_server
 from klambda_gateway.metrics import GatewayMetrics
 from klambda_gateway.registry import Registry
 from klambda_gateway.scaler import LocalScaler, Scaler

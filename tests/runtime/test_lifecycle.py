@@ -232,3 +232,11 @@ async def test_one_zygote_per_interpreter(gateway: TestGateway, tmp_path) -> Non
     finally:
         await holder.close()
         await launcher.close()
+
+
+@pytest.mark.parametrize("lane", ["unix:@klambda-no-such-lane", "127.0.0.1:1"])
+async def test_unreachable_lane_falls_back_to_grpc(envs: Environments, lane: str) -> None:
+    """A spec naming a lane nobody serves (here: a gRPC-only gateway) still works."""
+    spec, _env = await envs.function({"app.py": APP}, lane=lane)
+    result = await envs.gateway.invoke(spec.environment_id, b"{}")
+    assert json.loads(result.payload) == {"calls": 1}
