@@ -19,6 +19,7 @@ Exit statuses: 0 drained, 2 the gateway stayed unreachable for ``reconnect_give_
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import random
@@ -82,7 +83,11 @@ class Agent:
         self.supervisor = supervisor
         self._loop = asyncio.get_running_loop()
         self._inbox: asyncio.Queue[Invocation] = asyncio.Queue()
-        self._busy = False
+        self._busy = False  # the worker task runs an invocation
+        self._fast_busy = False  # an invocation runs on the warm path (invoke_now)
+        self._fast_idle = asyncio.Event()
+        self._fast_idle.set()
+        self._fast_writes = False
         self._draining = False
         self._call: Any = None  # the current stream (klambda_runtime.streams)
         self._session = 0
@@ -127,7 +132,7 @@ class Agent:
 
     # ------------------------------------------------------------------ internals
     def _maybe_finish(self) -> None:
-        if self._draining and not self._busy and self._inbox.empty():
+        if self._draining and not self._busy and not self._fast_busy and self._inbox.empty():
             self._finished.set()
 
     def _stop(self, code: int) -> None:
@@ -205,7 +210,7 @@ class Agent:
                 pass
 
     def _idle_then_finish(self) -> None:
-        if not self._busy and self._inbox.empty():
+        if not self._busy and not self._fast_busy and self._inbox.empty():
             self._finished.set()
 
     async def _run_session(self) -> bool:
@@ -246,38 +251,72 @@ class Agent:
                 await self._send_draining(stream)
                 self._maybe_finish()
             ready_task = self._loop.create_task(self._send_ready(stream))
-            while True:
-                message = await stream.read()
-                if message is None:
-                    return True
-                kind = message.WhichOneof("kind")
-                if kind == "invocation":
-                    inv = message.invocation
-                    if self._busy or not self._inbox.empty():
-                        log.warning(
-                            "gateway sent invocation %s while another is in flight; queued",
-                            inv.request_id,
-                        )
-                    self._idle.clear()
-                    self._inbox.put_nowait(
-                        Invocation(
-                            request_id=inv.request_id,
-                            payload=inv.payload,
-                            invoked_function_arn=inv.invoked_function_arn,
-                            client_context=inv.client_context,
-                            cognito_identity=inv.cognito_identity,
-                            trace_id=inv.trace_id,
-                        )
-                    )
-                elif kind == "shutdown":
-                    log.info("gateway asked to shut down: %s", message.shutdown.reason)
-                    self.drain()
+            # lane writes never wait: warm invocations then run without a task hop
+            self._fast_writes = stream.kind == "lane"
+            await stream.listen(self._handle_message)
+            return True
         finally:
             if ready_task is not None:
                 ready_task.cancel()
             if self._call is not None and registered:
                 self._call = None
             await stream.close()
+
+    def _handle_message(self, message: Any) -> None:
+        kind = message.WhichOneof("kind")
+        if kind == "invocation":
+            m = message.invocation
+            self._on_invocation(
+                Invocation(
+                    request_id=m.request_id,
+                    payload=m.payload,
+                    invoked_function_arn=m.invoked_function_arn,
+                    client_context=m.client_context,
+                    cognito_identity=m.cognito_identity,
+                    trace_id=m.trace_id,
+                )
+            )
+        elif kind == "shutdown":
+            log.info("gateway asked to shut down: %s", message.shutdown.reason)
+            self.drain()
+
+    def _on_invocation(self, inv: Invocation) -> None:
+        if self._busy or self._fast_busy or not self._inbox.empty():
+            log.warning(
+                "gateway sent invocation %s while another is in flight; queued", inv.request_id
+            )
+        elif self._fast_writes and self.supervisor.invoke_now(
+            inv, functools.partial(self._fast_done, inv, self._session)
+        ):
+            self._fast_busy = True
+            self._fast_idle.clear()
+            self._idle.clear()
+            return
+        self._idle.clear()
+        self._inbox.put_nowait(inv)
+
+    def _fast_done(
+        self, inv: Invocation, session: int, outcome: InvocationResult | BaseException
+    ) -> None:
+        from klambda_proto import environment_pb2 as pb
+
+        if isinstance(outcome, BaseException):
+            log.error("invocation %s failed inside the agent", inv.request_id, exc_info=outcome)
+            outcome = agent_failure_result(inv.request_id, outcome)
+        stream = self._call
+        if stream is not None and session == self._session:
+            try:
+                stream.write_nowait(pb.AgentMessage(result=_result_message(pb, outcome)))
+            except ConnectionError as exc:
+                log.debug("write failed: %s", exc)
+        else:
+            log.warning("result of %s dropped: the gateway stream it came on is gone",
+                        inv.request_id)
+        self._fast_busy = False
+        self._fast_idle.set()
+        if not self._busy and self._inbox.empty():
+            self._idle.set()
+        self._maybe_finish()
 
     async def _send_ready(self, call: Any) -> None:
         from klambda_proto import environment_pb2 as pb
@@ -306,6 +345,7 @@ class Agent:
         while True:
             inv = await self._inbox.get()
             self._busy = True
+            await self._fast_idle.wait()  # never two invocations at once
             session = self._session
             try:
                 result = await self.supervisor.invoke(inv)
@@ -320,7 +360,7 @@ class Agent:
                     "result of %s dropped: the gateway stream it came on is gone", inv.request_id
                 )
             self._busy = False
-            if self._inbox.empty():
+            if self._inbox.empty() and not self._fast_busy:
                 self._idle.set()
             self._maybe_finish()
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import socket
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from klambda_proto import environment_pb2 as pb
@@ -31,12 +32,19 @@ GRPC_OPTIONS = [
 ]
 
 
+Handler = Callable[[pb.GatewayMessage], None]
+
+
 class Stream(Protocol):
     kind: str
 
     async def write(self, message: pb.AgentMessage) -> None: ...
 
     async def read(self) -> pb.GatewayMessage | None: ...
+
+    async def listen(self, handler: Handler) -> None:
+        """Hand every further message to ``handler`` until the stream ends (returns) or
+        breaks (raises)."""
 
     async def done_writing(self) -> None: ...
 
@@ -61,6 +69,10 @@ class GrpcStream:
         message = await self._call.read()
         return None if message is self._eof else message  # type: ignore[no-any-return]
 
+    async def listen(self, handler: Handler) -> None:
+        while (message := await self.read()) is not None:
+            handler(message)
+
     async def done_writing(self) -> None:
         await self._call.done_writing()
 
@@ -77,6 +89,7 @@ class _LaneProtocol(asyncio.Protocol):
         self.ended = False
         self.error: BaseException | None = None
         self.waiter: asyncio.Future[None] | None = None
+        self.handler: Handler | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -85,7 +98,11 @@ class _LaneProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         try:
             for raw in self._reader.feed(data):
-                self.inbox.append(pb.GatewayMessage.FromString(raw))
+                message = pb.GatewayMessage.FromString(raw)
+                if self.handler is not None:
+                    self.handler(message)  # the agent's warm path: no task hop
+                else:
+                    self.inbox.append(message)
         except (LaneProtocolError, ValueError) as exc:  # protobuf's DecodeError too
             self.error = exc
             assert self.transport is not None
@@ -135,9 +152,26 @@ class LaneStream:
         return cls(protocol)
 
     async def write(self, message: pb.AgentMessage) -> None:
+        self.write_nowait(message)
+
+    def write_nowait(self, message: pb.AgentMessage) -> None:
         if self._t.is_closing():
             raise ConnectionError("the lane to the gateway is closed")
         self._t.write(frame(message.SerializeToString()))
+
+    async def listen(self, handler: Handler) -> None:
+        p = self._p
+        while p.inbox:
+            handler(p.inbox.popleft())
+        p.handler = handler
+        try:
+            while not p.ended and p.error is None:
+                p.waiter = asyncio.get_running_loop().create_future()
+                await p.waiter
+        finally:
+            p.handler = None
+        if p.error is not None:
+            raise ConnectionError(f"the lane to the gateway broke: {p.error!r}")
 
     async def read(self) -> pb.GatewayMessage | None:
         p = self._p

@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -375,7 +376,7 @@ class Supervisor:
             await asyncio.wait([gen.init], timeout=max(0.0, limit))
             self._current = None
             if not gen.init.done():
-                return await self._finish(
+                return self._finish(
                     inv, gen, Outcome("timeout"), duration_ms=timeout * 1000, init_ms=0.0
                 )
         init = gen.init.result()
@@ -383,6 +384,62 @@ class Supervisor:
         self._report_init = False
         if init.error_type:
             return await self._init_failed(inv, gen, init)
+        fut, timer = self._begin(inv, gen)
+        try:
+            outcome = await fut
+        finally:
+            timer.cancel()
+            self._current = None
+        if not redelivery and self._must_redeliver(inv, outcome):
+            return await self.invoke(inv, redelivery=True)
+        return self._complete(inv, gen, outcome, init_ms)
+
+    def invoke_now(
+        self, inv: Invocation, done: Callable[[InvocationResult | BaseException], None]
+    ) -> bool:
+        """The warm path without a task: if the runtime is initialised and nothing is
+        restarting, hand it ``inv`` now and call ``done`` (on the loop, once) with the
+        result; False (nothing done) means: use :meth:`invoke`. Same outcomes as invoke."""
+        gen = self.gen
+        if (
+            gen is None
+            or self._restarting is not None
+            or self._current is not None
+            or not self._started.is_set()
+            or not gen.init.done()
+            or gen.init.result().error_type
+        ):
+            return False
+        init_ms = gen.init.result().duration_ms if self._report_init else 0.0
+        self._report_init = False
+        fut, timer = self._begin(inv, gen)
+
+        def finished(f: asyncio.Future[Outcome]) -> None:
+            timer.cancel()
+            self._current = None
+            try:
+                outcome = f.result()
+                if self._must_redeliver(inv, outcome):
+                    task = self._loop.create_task(self.invoke(inv, redelivery=True))
+                    task.add_done_callback(
+                        lambda t: done(t.exception() or t.result())  # type: ignore[arg-type]
+                    )
+                    return
+                result: InvocationResult | BaseException = self._complete(
+                    inv, gen, outcome, init_ms
+                )
+            except Exception as exc:  # noqa: BLE001 - reported as the invocation's error
+                result = exc
+            done(result)
+
+        fut.add_done_callback(finished)
+        return True
+
+    def _begin(
+        self, inv: Invocation, gen: RuntimeProcess
+    ) -> tuple[asyncio.Future[Outcome], asyncio.TimerHandle]:
+        """Hand the event to the runtime; the future settles with the outcome."""
+        timeout = float(self.spec.timeout)
         fut: asyncio.Future[Outcome] = self._loop.create_future()
         self._current = (inv.request_id, fut)
         # Like the Lambda service, an invocation without a payload passes "{}".
@@ -397,28 +454,29 @@ class Supervisor:
             cognito_identity=inv.cognito_identity,
             body_length=len(payload),
         )
-        t0 = self._delivered_at = self._loop.time()
+        self._delivered_at = self._loop.time()
         self.api.dispatch(inv.request_id, head + payload)  # START when the runtime takes it
         timer = self._loop.call_later(timeout, self._settle, Outcome("timeout"))
         if gen.sampler is None:
             gen.sampler = self._loop.call_later(self.settings.memory_sample_s, self._sample, gen)
-        try:
-            outcome = await fut
-        finally:
-            timer.cancel()
-            self._current = None
-        if outcome.kind == "exit" and self.api.delivered != inv.request_id and not redelivery:
-            # The runtime died before it took the event (e.g. awslambdaric exiting after a
-            # 413 on the previous response): nothing ran, so run it on a fresh runtime.
+        return fut, timer
+
+    def _must_redeliver(self, inv: Invocation, outcome: Outcome) -> bool:
+        """The runtime died before it took the event (e.g. awslambdaric exiting after a
+        413 on the previous response): nothing ran, so it runs again on a fresh runtime."""
+        if outcome.kind == "exit" and self.api.delivered != inv.request_id:
             self.api.abandon(inv.request_id)
             self._restarting = self._loop.create_task(self._restart())
-            return await self.invoke(inv, redelivery=True)
-        if self.sink.active:
-            t0 = self._delivered_at
-        duration_ms = (self._loop.time() - t0) * 1000.0
-        return await self._finish(inv, gen, outcome, duration_ms=duration_ms, init_ms=init_ms)
+            return True
+        return False
 
-    async def _finish(
+    def _complete(
+        self, inv: Invocation, gen: RuntimeProcess, outcome: Outcome, init_ms: float
+    ) -> InvocationResult:
+        duration_ms = (self._loop.time() - self._delivered_at) * 1000.0
+        return self._finish(inv, gen, outcome, duration_ms=duration_ms, init_ms=init_ms)
+
+    def _finish(
         self,
         inv: Invocation,
         gen: RuntimeProcess,

@@ -15,6 +15,27 @@ from typing import Any, Self
 import grpc
 from klambda_proto import environment_pb2 as pb
 from klambda_proto import environment_pb2_grpc as pb_grpc
+from klambda_proto.lane import HEADER_SIZE, PREFACE, frame
+
+
+class _LaneContext:
+    """The two calls ``_serve_stream`` makes on a gRPC context, over a lane connection."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+
+    async def read(self) -> Any:
+        try:
+            header = await self._reader.readexactly(HEADER_SIZE)
+            body = await self._reader.readexactly(int.from_bytes(header[1:], "big"))
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return grpc.aio.EOF
+        return pb.AgentMessage.FromString(body)
+
+    async def write(self, message: Any) -> None:
+        self._writer.write(frame(message.SerializeToString()))
+        await self._writer.drain()
 
 
 @dataclass
@@ -29,6 +50,7 @@ class Connection:
     draining: bool = False
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     results: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
+    via: str = "grpc"  # or "lane"
 
 
 class TestGateway(pb_grpc.EnvironmentGatewayServicer):  # type: ignore[misc]
@@ -36,10 +58,17 @@ class TestGateway(pb_grpc.EnvironmentGatewayServicer):  # type: ignore[misc]
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, *, lane: bool = False, lane_port: int = 0) -> None:
         self._port = port
         self.address = ""
         self.server: grpc.aio.Server | None = None
+        # optionally also the lane (klambda_proto.lane) on TCP: agents given
+        # ``lane_address`` (EnvironmentSpec.lane) hold their stream there
+        self._lane = lane
+        self.lane_port = lane_port
+        self.lane_address = ""
+        self.lane_server: asyncio.Server | None = None
+        self._lane_tasks: set[asyncio.Task[Any]] = set()
         self.connections: dict[str, Connection] = {}
         self.registrations = 0
         self._changed = asyncio.Event()
@@ -57,12 +86,23 @@ class TestGateway(pb_grpc.EnvironmentGatewayServicer):  # type: ignore[misc]
         self._port = port
         await self.server.start()
         self.address = f"127.0.0.1:{port}"
+        if self._lane:
+            self.lane_server = await asyncio.start_server(
+                self._serve_lane, "127.0.0.1", self.lane_port
+            )
+            self.lane_port = self.lane_server.sockets[0].getsockname()[1]
+            self.lane_address = f"127.0.0.1:{self.lane_port}"
         return self.address
 
     async def stop(self, grace: float | None = None) -> None:
         if self.server is not None:
             await self.server.stop(grace)
             self.server = None
+        if self.lane_server is not None:
+            self.lane_server.close()
+            for task in list(self._lane_tasks):
+                task.cancel()
+            self.lane_server = None
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -78,12 +118,27 @@ class TestGateway(pb_grpc.EnvironmentGatewayServicer):  # type: ignore[misc]
         except asyncio.CancelledError:  # server stopping: not an error worth a traceback
             return
 
+    async def _serve_lane(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._lane_tasks.add(task)
+        try:
+            if await reader.readexactly(len(PREFACE)) == PREFACE:
+                await self._serve_stream(_LaneContext(reader, writer))
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            self._lane_tasks.discard(task)
+            writer.close()
+
     async def _serve_stream(self, context: Any) -> None:
         first = await context.read()
         if first is grpc.aio.EOF or first.WhichOneof("kind") != "register":
             return
         env_id = first.register.environment_id
         conn = Connection(env_id, first.register)
+        if isinstance(context, _LaneContext):
+            conn.via = "lane"
         self.connections[env_id] = conn
         self.registrations += 1
         self._notify()

@@ -42,7 +42,9 @@ def write_function(root: Path, files: dict[str, str]) -> Path:
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def gateway() -> AsyncIterator[TestGateway]:
-    gw = TestGateway()
+    # agents hold their stream on the lane (as with klambda's gateway), so the suite covers
+    # the agent's warm path; tests on TestGateway() without a lane cover gRPC
+    gw = TestGateway(lane=True)
     await gw.start()
     yield gw
     await gw.stop(None)
@@ -77,6 +79,7 @@ class Environments:
             handler="app.handler",
             code_dir=str(code_dir),
             log_path=str(self.tmp_path / f"{env_id}.log"),
+            lane=self.gateway.lane_address,
         )
         return replace(base, **overrides)
 

@@ -82,9 +82,10 @@ async def test_kill_takes_down_the_whole_environment(envs: Environments) -> None
     assert _group(env.pid) == []
 
 
-async def test_reconnect_after_gateway_restart(tmp_path) -> None:
+@pytest.mark.parametrize("lane", [False, True], ids=["grpc", "lane"])
+async def test_reconnect_after_gateway_restart(tmp_path, lane: bool) -> None:
     code = write_function(tmp_path / "code", {"app.py": APP})
-    gw = TestGateway()
+    gw = TestGateway(lane=lane)
     address = await gw.start()
     port = int(address.rsplit(":", 1)[1])
     from klambda_runtime.launcher import ZygoteLauncher
@@ -98,11 +99,12 @@ async def test_reconnect_after_gateway_restart(tmp_path) -> None:
         assert json.loads(first.payload) == {"calls": 1}
         await gw.stop(None)
         await asyncio.sleep(0.3)
-        gw2 = TestGateway(port)
+        gw2 = TestGateway(port, lane=lane, lane_port=gw.lane_port)
         await gw2.start()
         holder.gateway = gw2
         ready = await gw2.wait_ready(spec.environment_id, timeout=10)
         assert ready.init_error_type == ""
+        assert gw2.connections[spec.environment_id].via == ("lane" if lane else "grpc")
         second = await gw2.invoke(spec.environment_id, b"{}")
         # Same runtime process: state survived the reconnect, no new init.
         assert json.loads(second.payload) == {"calls": 2}
@@ -240,3 +242,13 @@ async def test_unreachable_lane_falls_back_to_grpc(envs: Environments, lane: str
     spec, _env = await envs.function({"app.py": APP}, lane=lane)
     result = await envs.gateway.invoke(spec.environment_id, b"{}")
     assert json.loads(result.payload) == {"calls": 1}
+    assert envs.gateway.connections[spec.environment_id].via == "grpc"
+
+
+async def test_agents_use_the_lane_when_offered(envs: Environments) -> None:
+    spec, _env = await envs.function({"app.py": APP})
+    assert spec.lane == envs.gateway.lane_address != ""
+    for n in (1, 2, 3):
+        result = await envs.gateway.invoke(spec.environment_id, b"{}")
+        assert json.loads(result.payload) == {"calls": n}
+    assert envs.gateway.connections[spec.environment_id].via == "lane"
