@@ -12,7 +12,7 @@ import logging
 import os
 import socket
 import uuid
-from typing import Any
+from typing import Any, cast
 
 from klambda_proto import environment_pb2 as pb
 from klambda_proto.lane import FrameReader, LaneProtocolError, frame
@@ -48,7 +48,7 @@ class LaneConnection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)  # uvloop: not a subclass
         self._transport = transport
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family != socket.AF_UNIX:

@@ -22,7 +22,7 @@ import asyncio
 import json
 import socket
 from collections import OrderedDict
-from typing import Protocol
+from typing import Protocol, cast
 
 from klambda_runtime.errors import MAX_RESPONSE_BYTES
 
@@ -284,7 +284,7 @@ class _Connection(asyncio.BufferedProtocol):
         self.expect_continue = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)  # uvloop: not a subclass
         self.transport = transport
         # asyncio sets TCP_NODELAY only on sockets created with proto=IPPROTO_TCP, not on
         # ours: without it, an event written while our last answer (the 202 of a post the

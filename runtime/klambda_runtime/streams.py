@@ -17,7 +17,7 @@ import asyncio
 import collections
 import socket
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from klambda_proto import environment_pb2 as pb
 from klambda_proto.lane import PREFACE, FrameReader, LaneProtocolError, frame
@@ -92,7 +92,7 @@ class _LaneProtocol(asyncio.Protocol):
         self.handler: Handler | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)  # uvloop: not a subclass
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:

@@ -25,6 +25,52 @@ UNHANDLED_WARNING = (
 _NON_ASCII_ENVS = {f"AWS_Lambda_python3.{minor}" for minor in range(12, 20)}
 
 
+class _TraceEnv:
+    """Sets ``_X_AMZN_TRACE_ID`` for each invocation as ``os.environ[...] = value`` (or
+    ``os.environ.pop``) does — C environment and ``os.environ`` alike — minus the
+    mapping's Python layers: ``putenv`` plus ``os.environ``'s own dict on CPython."""
+
+    __slots__ = ("_data", "_environ", "_key")
+
+    NAME = "_X_AMZN_TRACE_ID"
+
+    def __init__(self) -> None:
+        self._environ: object = None
+        self._data: dict[bytes, bytes] | None = None
+        self._key = b""
+
+    def set(self, value: str | None) -> None:
+        environ = os.environ
+        if environ is not self._environ:
+            self._bind(environ)
+        data = self._data
+        if data is None:
+            if value:
+                environ[self.NAME] = value
+            else:
+                environ.pop(self.NAME, None)
+        elif value:
+            raw = environ.encodevalue(value)  # type: ignore[attr-defined]
+            os.putenv(self._key, raw)
+            data[self._key] = raw
+        elif self._key in data:
+            del environ[self.NAME]
+
+    def _bind(self, environ: object) -> None:
+        self._environ = environ
+        data = getattr(environ, "_data", None)
+        if isinstance(data, dict) and all(
+            hasattr(environ, name) for name in ("encodekey", "encodevalue")
+        ):
+            self._data = data
+            self._key = environ.encodekey(self.NAME)  # type: ignore[attr-defined]
+        else:
+            self._data = None
+
+
+_trace_env = _TraceEnv()
+
+
 def _dumps(obj: Any) -> bytes:
     import json
 
@@ -72,29 +118,25 @@ def _init(client: RuntimeClient, handler_name: str) -> faults.Handler | None:
 def _invoke(
     client: RuntimeClient, handler: faults.Handler, event: Response, *, ensure_ascii: bool
 ) -> None:
-    headers = event.headers
-    request_id = headers.get("lambda-runtime-aws-request-id", "")
+    get = event.headers.get
+    request_id = get("lambda-runtime-aws-request-id", "")
     logs.RequestIdState.request_id = request_id
-    trace_id = headers.get("lambda-runtime-trace-id")
-    if trace_id:
-        os.environ["_X_AMZN_TRACE_ID"] = trace_id
-    else:
-        os.environ.pop("_X_AMZN_TRACE_ID", None)
+    _trace_env.set(get("lambda-runtime-trace-id"))
     error: dict[str, Any] | None = None
     try:
-        raw_cc = headers.get("lambda-runtime-client-context")
-        raw_id = headers.get("lambda-runtime-cognito-identity")
+        raw_cc = get("lambda-runtime-client-context")
+        raw_id = get("lambda-runtime-cognito-identity")
         context = LambdaContext(
             request_id=request_id,
-            deadline_ms=int(headers.get("lambda-runtime-deadline-ms", "0")),
-            invoked_function_arn=headers.get("lambda-runtime-invoked-function-arn", ""),
+            deadline_ms=int(get("lambda-runtime-deadline-ms", "0")),
+            invoked_function_arn=get("lambda-runtime-invoked-function-arn", ""),
             client_context=faults.parse_json_header(raw_cc, "Client Context") if raw_cc else None,
             cognito_identity=faults.parse_json_header(raw_id, "Cognito Identity")
             if raw_id
             else None,
-            tenant_id=headers.get("lambda-runtime-aws-tenant-id"),
+            tenant_id=get("lambda-runtime-aws-tenant-id"),
         )
-        payload = faults.unmarshal_event(event.body, headers.get("content-type", ""))
+        payload = faults.unmarshal_event(event.body, get("content-type", ""))
         result = handler(payload, context)
         body, content_type = faults.marshal_result(result, ensure_ascii=ensure_ascii)
     except faults.Fault as fault:

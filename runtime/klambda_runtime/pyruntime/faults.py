@@ -110,10 +110,23 @@ def fault_error(fault: Fault, request_id: str = "") -> dict[str, Any]:
     return make_error(fault.message, fault.error_type, fault.trace, request_id)
 
 
+_decode_json = json.JSONDecoder().decode  # what json.loads(text) uses
+
+
 def unmarshal_event(body: bytes, content_type: str) -> Any:
     if content_type and content_type != "application/json":
         return body
     try:
+        # json.loads(bytes) first guesses the encoding (UTF-8/16/32, BOMs) in Python code:
+        # a body starting with an ASCII character other than NUL, not followed by NUL,
+        # is UTF-8 to it, so decoding it here gives the same text (or, if it is not
+        # valid UTF-8, json.loads(bytes) gets it and answers exactly as before).
+        if body and 0 < body[0] < 0x80 and body[1:2] != b"\0":
+            try:
+                text = body.decode("utf-8")
+            except UnicodeDecodeError:
+                return json.loads(body)
+            return _decode_json(text)
         return json.loads(body)
     except Exception as exc:  # noqa: BLE001 - any parse failure is the caller's bad event
         raise Fault(UNMARSHAL_ERROR, f"Unable to unmarshal input: {exc}") from None
@@ -134,11 +147,21 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 
+# json.dumps(obj, default=_default, ensure_ascii=..., allow_nan=True) builds a JSONEncoder
+# with these settings on every call; one of each, shared, encodes the same.
+_ENCODE = {
+    ensure_ascii: json.JSONEncoder(
+        default=_default, ensure_ascii=ensure_ascii, allow_nan=True
+    ).encode
+    for ensure_ascii in (False, True)
+}
+
+
 def marshal_result(result: Any, *, ensure_ascii: bool) -> tuple[bytes, str]:
     if isinstance(result, bytes):
         return result, "application/unknown"
     try:
-        text = json.dumps(result, default=_default, ensure_ascii=ensure_ascii, allow_nan=True)
+        text = _ENCODE[ensure_ascii](result)
     except Exception as exc:  # noqa: BLE001
         raise Fault(MARSHAL_ERROR, f"Unable to marshal response: {exc}") from None
     return text.encode("utf-8"), "application/json"
