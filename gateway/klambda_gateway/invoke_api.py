@@ -12,11 +12,12 @@ import binascii
 import json
 import time
 import uuid
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from aiohttp import web
 
-from klambda_gateway.arn import parse_function_name
+from klambda_gateway.arn import FunctionRef, parse_function_name
 from klambda_gateway.async_store import AsyncEvent
 from klambda_gateway.async_worker import AsyncWorker
 from klambda_gateway.datapath import DataPath
@@ -115,71 +116,93 @@ async def read_body(request: web.Request, *, limit: int, kind: str) -> bytes:
     return b"".join(chunks)
 
 
-def error_response(exc: InvokeError, request_id: str) -> web.Response:
+@dataclass(frozen=True)
+class Reply:
+    """One Invoke API answer, whichever HTTP server writes it (aiohttp or http_front)."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes = b""
+
+
+def error_reply(exc: InvokeError, request_id: str) -> Reply:
     built = exc.response(request_id)
-    return web.Response(status=built.status, body=built.body, headers=built.headers)
+    return Reply(built.status, dict(built.headers), built.body)
 
 
-async def handle_invoke(request: web.Request) -> web.StreamResponse:
-    return await _guarded(request, legacy_async=False)
+def request_kind(headers: Mapping[str, str], *, legacy_async: bool) -> tuple[str, bool]:
+    """The invocation type and whether the log tail was asked for (raises InvokeError)."""
+    kind = "Event" if legacy_async else invocation_type(headers.get("x-amz-invocation-type"))
+    return kind, log_type(headers.get("x-amz-log-type")) == "Tail"
 
 
-async def handle_invoke_async(request: web.Request) -> web.StreamResponse:
-    """The deprecated InvokeAsync API: an ``Event`` invocation answered ``{"Status": 202}``."""
-    return await _guarded(request, legacy_async=True)
+def body_limit(dp: DataPath, kind: str) -> int:
+    return dp.settings.async_payload_limit if kind == "Event" else SYNC_PAYLOAD_LIMIT
 
 
-async def _guarded(request: web.Request, *, legacy_async: bool) -> web.StreamResponse:
-    request_id = str(uuid.uuid4())
-    try:
-        return await _invoke(request, request_id, legacy_async=legacy_async)
-    except InvokeError as exc:
-        return error_response(exc, request_id)
-    except Exception as exc:  # a bug: still a Lambda-shaped 500, never a bare traceback
-        request.app.logger.exception("invoke failed")
-        return error_response(ServiceError(f"Internal error in the gateway: {exc}"), request_id)
-
-
-async def _invoke(request: web.Request, request_id: str, *,
-                  legacy_async: bool = False) -> web.StreamResponse:
-    dp = request.app[DATAPATH]
-    s = dp.settings
-    kind = "Event" if legacy_async else invocation_type(
-        request.headers.get("X-Amz-Invocation-Type"))
-    tail = log_type(request.headers.get("X-Amz-Log-Type")) == "Tail"
-    ref = parse_function_name(request.match_info["name"], request.query.get("Qualifier"),
-                              account_id=s.account_id)
-    limit = s.async_payload_limit if kind == "Event" else SYNC_PAYLOAD_LIMIT
-    body = await read_body(request, limit=limit, kind=kind)
+async def run_invoke(dp: DataPath, worker: AsyncWorker, ref: FunctionRef, *, kind: str,
+                     tail: bool, body: bytes, headers: Mapping[str, str], request_id: str,
+                     legacy_async: bool) -> Reply:
+    """Everything after parsing: validate, resolve, then run / enqueue / dry-run."""
     check_json(body)
-    client_context = decode_client_context(request.headers.get("X-Amz-Client-Context", ""))
+    client_context = decode_client_context(headers.get("x-amz-client-context", ""))
     target = dp.resolve(ref)
     if kind == "DryRun":
-        return web.Response(status=204, headers={"x-amzn-RequestId": request_id})
+        return Reply(204, {"x-amzn-RequestId": request_id})
     if kind == "Event":
-        await request.app[WORKER].enqueue(AsyncEvent(
+        await worker.enqueue(AsyncEvent(
             event_id=request_id, namespace=ref.namespace, function=ref.name,
             qualifier=ref.qualifier or "", payload=body or b"{}", created_at=time.time()))
         if legacy_async:
-            return web.json_response({"Status": 202}, status=202,
-                                     headers={"x-amzn-RequestId": request_id})
-        return web.Response(status=202, headers={"x-amzn-RequestId": request_id})
+            return Reply(202, {"Content-Type": "application/json",
+                               "x-amzn-RequestId": request_id}, b'{"Status": 202}')
+        return Reply(202, {"x-amzn-RequestId": request_id})
     outcome = await dp.invoke(target, body or b"{}", request_id=request_id, kind=SYNC,
                               client_context=client_context)
     result = outcome.result
-    headers: dict[str, Any] = {
+    out = {
         "Content-Type": "application/json",
         "x-amzn-RequestId": request_id,
         "X-Amz-Executed-Version": target.version.version,
     }
     if result.function_error:
-        headers["X-Amz-Function-Error"] = result.function_error
+        out["X-Amz-Function-Error"] = result.function_error
     if tail:
-        headers["X-Amz-Log-Result"] = base64.b64encode(
-            result.log_tail[-LOG_TAIL_BYTES:]).decode()
+        out["X-Amz-Log-Result"] = base64.b64encode(result.log_tail[-LOG_TAIL_BYTES:]).decode()
     if outcome.cold is not None:
-        headers[COLD_START_HEADER] = outcome.cold.header()
-    return web.Response(status=200, body=result.payload, headers=headers)
+        out[COLD_START_HEADER] = outcome.cold.header()
+    return Reply(200, out, result.payload)
+
+
+def _web_response(reply: Reply) -> web.Response:
+    return web.Response(status=reply.status, body=reply.body, headers=reply.headers)
+
+
+async def handle_invoke(request: web.Request) -> web.StreamResponse:
+    return _web_response(await _guarded(request, legacy_async=False))
+
+
+async def handle_invoke_async(request: web.Request) -> web.StreamResponse:
+    """The deprecated InvokeAsync API: an ``Event`` invocation answered ``{"Status": 202}``."""
+    return _web_response(await _guarded(request, legacy_async=True))
+
+
+async def _guarded(request: web.Request, *, legacy_async: bool) -> Reply:
+    request_id = str(uuid.uuid4())
+    try:
+        dp = request.app[DATAPATH]
+        kind, tail = request_kind(request.headers, legacy_async=legacy_async)
+        ref = parse_function_name(request.match_info["name"], request.query.get("Qualifier"),
+                                  account_id=dp.settings.account_id)
+        body = await read_body(request, limit=body_limit(dp, kind), kind=kind)
+        return await run_invoke(dp, request.app[WORKER], ref, kind=kind, tail=tail, body=body,
+                                headers=request.headers, request_id=request_id,
+                                legacy_async=legacy_async)
+    except InvokeError as exc:
+        return error_reply(exc, request_id)
+    except Exception as exc:  # a bug: still a Lambda-shaped 500, never a bare traceback
+        request.app.logger.exception("invoke failed")
+        return error_reply(ServiceError(f"Internal error in the gateway: {exc}"), request_id)
 
 
 def invoke_routes() -> list[web.RouteDef]:

@@ -21,6 +21,7 @@ from klambda_gateway.concurrency import ConcurrencyTracker
 from klambda_gateway.datapath import DataPath
 from klambda_gateway.dispatch import Dispatcher
 from klambda_gateway.grpc_server import start_grpc_server
+from klambda_gateway.http_front import HttpFront
 from klambda_gateway.invoke_api import DATAPATH, WORKER, invoke_routes
 from klambda_gateway.lane_server import start_lane_server
 from klambda_gateway.metrics import GatewayMetrics
@@ -75,6 +76,8 @@ class Platform:
         self.http_port = 0
         self._grpc: Any = None
         self._runner: web.AppRunner | None = None
+        self._front: HttpFront | None = None
+        self._http: asyncio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -115,9 +118,17 @@ class Platform:
         self.metrics.attach(self.dispatcher, self.autoscaler.provisioned_targets)
         self._runner = web.AppRunner(self.build_app(), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, s.host, s.port)
-        await site.start()
-        self.http_port = self._runner.addresses[0][1]
+        if s.fast_http:
+            # the Invoke API's hot path on our own HTTP/1.1 front; the rest on aiohttp
+            assert self._runner.server is not None
+            self._front = HttpFront(self.datapath, self.worker, self._runner.server)
+            self._http = await asyncio.get_running_loop().create_server(
+                self._front, s.host, s.port)
+            self.http_port = self._http.sockets[0].getsockname()[1]
+        else:
+            site = web.TCPSite(self._runner, s.host, s.port)
+            await site.start()
+            self.http_port = self._runner.addresses[0][1]
         self._tasks = [asyncio.create_task(self.autoscaler.run()),
                        asyncio.create_task(self.worker.run()),
                        asyncio.create_task(self._watch_registry())]
@@ -145,6 +156,10 @@ class Platform:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.worker.close()
+        if self._http is not None:
+            self._http.close()
+        if self._front is not None:
+            self._front.close()
         if self._runner is not None:
             await self._runner.cleanup()
         if self.autoscaler is not None:

@@ -24,6 +24,7 @@ class GatewaySettings:
 
     host: str = "127.0.0.1"  # Invoke API / metrics / admin HTTP listener
     port: int = 9000
+    fast_http: bool = True  # Invoke requests on klambda_gateway.http_front, not aiohttp
     grpc_host: str = "127.0.0.1"  # where environments dial in
     grpc_port: int = 0  # 0 = ephemeral (passed to environments via EnvironmentSpec.gateway)
     # the same stream without HTTP/2 (klambda_proto.lane); local environments use it when

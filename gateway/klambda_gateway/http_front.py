@@ -1,0 +1,232 @@
+"""The gateway's HTTP/1.1 front: the Invoke API's hot path without aiohttp's machinery.
+
+Every connection starts here. A request this module fully understands —
+``POST /2015-03-31/functions/{name}/invocations`` over HTTP/1.1 with a Content-Length body
+no larger than the smallest payload limit — is parsed, run (``invoke_api.run_invoke``, the
+same code aiohttp's route runs) and answered directly. Anything else (other routes,
+chunked bodies, ``Expect: 100-continue``, larger or malformed requests, HTTP/1.0) switches
+the connection over to aiohttp's handler for the app, fed with every byte from that
+request on: all other routes, and every answer aiohttp gives (413 after draining, 400 for
+bad HTTP), stay exactly as they were. The switch happens only between requests.
+
+Why: aiohttp's request/response objects cost about as much CPU as the rest of the
+gateway's work on a warm invocation (bench/perf.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import http
+import logging
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, cast
+from urllib.parse import parse_qs, unquote
+
+from klambda_gateway.arn import parse_function_name
+from klambda_gateway.async_worker import AsyncWorker
+from klambda_gateway.datapath import DataPath
+from klambda_gateway.errors import InvokeError, ServiceError
+from klambda_gateway.invoke_api import (
+    Reply,
+    body_limit,
+    error_reply,
+    request_kind,
+    run_invoke,
+)
+
+log = logging.getLogger(__name__)
+
+PREFIX = b"/2015-03-31/functions/"
+SUFFIX = b"/invocations"
+MAX_HEAD = 16 * 1024  # larger heads go to aiohttp, which answers them properly
+
+
+def parse_head(raw: bytes) -> tuple[bytes, bytes, bytes, dict[str, str]] | None:
+    """Pure: request line + headers (names lower-cased) of one head, None if malformed."""
+    lines = raw.split(b"\r\n")
+    parts = lines[0].split(b" ")
+    if len(parts) != 3:
+        return None
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(b":")
+        if not sep or not name or name != name.strip():
+            return None
+        key = name.decode("latin-1").lower()
+        if key in headers:  # repeated headers: leave the subtleties to aiohttp
+            return None
+        headers[key] = value.strip().decode("latin-1")
+    return parts[0], parts[1], parts[2], headers
+
+
+def invoke_target(target: bytes) -> tuple[str, str | None] | None:
+    """Pure: (function name, Qualifier query value) of an Invoke URL, None if not one."""
+    path, _, query = target.partition(b"?")
+    if not path.startswith(PREFIX) or not path.endswith(SUFFIX):
+        return None
+    name = path[len(PREFIX) : -len(SUFFIX)]
+    if not name or b"/" in name:
+        return None
+    qualifier = None
+    if query:
+        values = parse_qs(query.decode("latin-1"), keep_blank_values=True).get("Qualifier")
+        if values:
+            qualifier = values[0]
+    return unquote(name.decode("latin-1")), qualifier
+
+
+def render(reply: Reply, *, date: str, close: bool) -> bytes:
+    """Pure: the HTTP/1.1 bytes of one reply."""
+    status = reply.status
+    lines = [f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}"]
+    lines += [f"{name}: {value}" for name, value in reply.headers.items()]
+    if status != 204:
+        lines.append(f"Content-Length: {len(reply.body)}")
+    lines.append(f"Date: {date}")
+    if close:
+        lines.append("Connection: close")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return head + reply.body if status != 204 else head
+
+
+class HttpFront:
+    """Protocol factory of the gateway's listener (``loop.create_server(front, ...)``)."""
+
+    def __init__(self, datapath: DataPath, worker: AsyncWorker,
+                 fallback: Callable[[], asyncio.Protocol]) -> None:
+        self.datapath = datapath
+        self.worker = worker
+        self.fallback = fallback  # aiohttp's web.Server: makes its RequestHandler
+        self.connections: set[FrontConnection] = set()
+        self.fast_limit = min(body_limit(datapath, "Event"), body_limit(datapath, "Sync"))
+        self._date_second = -1
+        self._date = ""
+
+    def __call__(self) -> FrontConnection:
+        return FrontConnection(self)
+
+    def date(self) -> str:
+        now = int(time.time())
+        if now != self._date_second:
+            self._date_second = now
+            self._date = email.utils.formatdate(now, usegmt=True)
+        return self._date
+
+    async def invoke(self, name: str, qualifier: str | None, headers: dict[str, str],
+                     body: bytes) -> Reply:
+        request_id = str(uuid.uuid4())
+        dp = self.datapath
+        try:
+            kind, tail = request_kind(headers, legacy_async=False)
+            ref = parse_function_name(name, qualifier, account_id=dp.settings.account_id)
+            return await run_invoke(dp, self.worker, ref, kind=kind, tail=tail, body=body,
+                                    headers=headers, request_id=request_id,
+                                    legacy_async=False)
+        except InvokeError as exc:
+            return error_reply(exc, request_id)
+        except Exception as exc:  # a bug: still a Lambda-shaped 500, never a bare traceback
+            log.exception("invoke failed")
+            return error_reply(ServiceError(f"Internal error in the gateway: {exc}"),
+                               request_id)
+
+    def close(self) -> None:
+        for conn in list(self.connections):
+            conn.abort()
+
+
+class FrontConnection(asyncio.Protocol):
+    def __init__(self, front: HttpFront) -> None:
+        self.front = front
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.busy = False  # a request is being served; later ones wait in ``buf``
+        self.task: asyncio.Task[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.front.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.front.connections.discard(self)
+        self.transport = None
+        if self.task is not None:
+            self.task.cancel()  # the caller is gone (like aiohttp's handler cancellation)
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if not self.busy:
+            self._next()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _next(self) -> None:
+        buf = self.buf
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            if len(buf) > MAX_HEAD:
+                self._hand_over()
+            return
+        parsed = parse_head(bytes(buf[:end]))
+        if parsed is None:
+            self._hand_over()
+            return
+        method, target, version, headers = parsed
+        where = invoke_target(target) if method == b"POST" else None
+        length = headers.get("content-length", "")
+        if (
+            where is None
+            or version != b"HTTP/1.1"
+            or "transfer-encoding" in headers
+            or "expect" in headers
+            or not length.isdigit()
+            or int(length) > self.front.fast_limit
+        ):
+            self._hand_over()
+            return
+        start = end + 4
+        stop = start + int(length)
+        if len(buf) < stop:
+            return  # the body is still arriving
+        body = bytes(buf[start:stop])
+        del buf[:stop]
+        close = headers.get("connection", "").lower() == "close"
+        self.busy = True
+        self.task = asyncio.get_running_loop().create_task(
+            self._serve(where[0], where[1], headers, body, close))
+
+    async def _serve(self, name: str, qualifier: str | None, headers: dict[str, str],
+                     body: bytes, close: bool) -> None:
+        reply = await self.front.invoke(name, qualifier, headers, body)
+        self.task = None
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        transport.write(render(reply, date=self.front.date(), close=close))
+        self.busy = False
+        if close:
+            transport.close()
+        elif self.buf:
+            self._next()
+
+    def _hand_over(self) -> None:
+        """From this request on, aiohttp serves the connection."""
+        transport = self.transport
+        if transport is None:
+            return
+        self.front.connections.discard(self)
+        handler: Any = self.front.fallback()
+        transport.set_protocol(handler)
+        handler.connection_made(transport)
+        data, self.buf = bytes(self.buf), bytearray()
+        self.transport = None
+        if data:
+            handler.data_received(data)
