@@ -3,6 +3,8 @@ admission -> dispatch -> metrics, for one resolved target."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import random
 import time
 from collections.abc import Callable
@@ -82,8 +84,10 @@ class DataPath:
         finally:
             self.tracker.release(lease)
         result = outcome.result
-        self.metrics.invoked(namespace=fn.namespace, function=fn.name,
-                             resource=target.resource, version=target.version.version,
-                             duration_ms=result.duration_ms,
-                             error=bool(result.function_error), cold=outcome.cold)
+        # recorded right after the caller's answer is written (off the latency path)
+        asyncio.get_running_loop().call_soon(functools.partial(
+            self.metrics.invoked, namespace=fn.namespace, function=fn.name,
+            resource=target.resource, version=target.version.version,
+            duration_ms=result.duration_ms, error=bool(result.function_error),
+            cold=outcome.cold))
         return outcome

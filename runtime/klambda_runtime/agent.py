@@ -312,6 +312,7 @@ class Agent:
         else:
             log.warning("result of %s dropped: the gateway stream it came on is gone",
                         inv.request_id)
+        self.supervisor.sink.flush()  # END + REPORT reach the log after the result left
         self._fast_busy = False
         self._fast_idle.set()
         if not self._busy and self._inbox.empty():
@@ -359,6 +360,7 @@ class Agent:
                 log.warning(
                     "result of %s dropped: the gateway stream it came on is gone", inv.request_id
                 )
+            self.supervisor.sink.flush()
             self._busy = False
             if self._inbox.empty() and not self._fast_busy:
                 self._idle.set()

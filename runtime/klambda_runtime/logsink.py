@@ -67,6 +67,7 @@ class LogSink:
             self._write_out(held)
 
     def end(self) -> bytes:
-        self.flush()
+        """The invocation's log tail; held lines stay held until :meth:`flush` (the agent
+        flushes right after sending the result; any later write flushes them too)."""
         data, self._buf = bytes(self._buf or b""), None
         return tail(data)

@@ -501,8 +501,9 @@ class Supervisor:
         gen.drain_log()
         if reset:
             self.sink.line(error_line(payload, now=datetime.now(UTC)))
-        # END and REPORT in one write (one syscall less per invocation)
-        self.sink.line(
+        # END and REPORT in one write, after the result is on its way (the agent calls
+        # sink.flush once it sent the Result): the log file write is off the latency path
+        self.sink.hold(
             reports.end_line(rid)
             + reports.report_line(
                 rid,
