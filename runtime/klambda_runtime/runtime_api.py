@@ -282,6 +282,7 @@ class _Connection(asyncio.BufferedProtocol):
         self.discard = 0
         self.chunked = False
         self.expect_continue = False
+        self.corked: list[bytes] | None = None  # answers held until the read is processed
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop: not a subclass
@@ -308,6 +309,18 @@ class _Connection(asyncio.BufferedProtocol):
         self.data_received(self._read_buf[:nbytes])
 
     def data_received(self, data: bytes | memoryview) -> None:
+        # Answers to the requests of this read go out in one write, after the supervisor
+        # has reacted to them (e.g. sent the Result on): the 202 of a response post is not
+        # what anyone waits for.
+        self.corked = []
+        try:
+            self._received(data)
+        finally:
+            out, self.corked = self.corked, None
+            if out and self.transport is not None and not self.closed:
+                self.transport.write(b"".join(out) if len(out) > 1 else out[0])
+
+    def _received(self, data: bytes | memoryview) -> None:
         if self.discard:
             take = min(self.discard, len(data))
             self.discard -= take
@@ -321,18 +334,27 @@ class _Connection(asyncio.BufferedProtocol):
         if self.closed or self.transport is None or self.transport.is_closing():
             return False
         self.waiting = False
-        self.transport.write(message)
+        if self.corked is not None:
+            self.corked.append(message)
+        else:
+            self.transport.write(message)
         if self.buf:
             self._process()
         return True
 
     def _send(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:
-            self.transport.write(data)
+            if self.corked is not None:
+                self.corked.append(data)
+            else:
+                self.transport.write(data)
 
     def _fail(self, data: bytes) -> None:
         self._send(data)
         if self.transport is not None:
+            if self.corked:
+                self.transport.write(b"".join(self.corked))
+            self.corked = None if self.corked is None else []
             self.transport.close()
         self.closed = True
 

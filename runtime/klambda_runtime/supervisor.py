@@ -53,6 +53,23 @@ from klambda_runtime.spec import EnvironmentSpec
 _log = logging.getLogger("klambda.agent")
 
 
+class _Immediate:
+    """A future-like settled by ``_settle`` whose callback runs at once (no loop hop)."""
+
+    __slots__ = ("_callback", "_done")
+
+    def __init__(self, callback: Callable[[Outcome], None]) -> None:
+        self._callback = callback
+        self._done = False
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_result(self, outcome: Outcome) -> None:
+        self._done = True
+        self._callback(outcome)
+
+
 class Supervisor:
     def __init__(
         self,
@@ -69,7 +86,7 @@ class Supervisor:
         self.api = RuntimeApi(self)
         self.gen: RuntimeProcess | None = None
         self._loop = asyncio.get_running_loop()
-        self._current: tuple[str, asyncio.Future[Outcome]] | None = None
+        self._current: tuple[str, Any] | None = None  # (request id, future or _Immediate)
         # Provisioned environments do not report the init of their first runtime.
         self._report_init = spec.initialization_type != "provisioned-concurrency"
         self._restarting: asyncio.Task[None] | None = None
@@ -384,7 +401,8 @@ class Supervisor:
         self._report_init = False
         if init.error_type:
             return await self._init_failed(inv, gen, init)
-        fut, timer = self._begin(inv, gen)
+        fut: asyncio.Future[Outcome] = self._loop.create_future()
+        timer = self._begin(inv, gen, fut)
         try:
             outcome = await fut
         finally:
@@ -412,13 +430,15 @@ class Supervisor:
             return False
         init_ms = gen.init.result().duration_ms if self._report_init else 0.0
         self._report_init = False
-        fut, timer = self._begin(inv, gen)
+        timer: asyncio.TimerHandle | None = None
 
-        def finished(f: asyncio.Future[Outcome]) -> None:
-            timer.cancel()
+        def finished(outcome: Outcome) -> None:
+            # runs synchronously inside _settle: the Result leaves before the Runtime API
+            # even answers the runtime's post
+            if timer is not None:
+                timer.cancel()
             self._current = None
             try:
-                outcome = f.result()
                 if self._must_redeliver(inv, outcome):
                     task = self._loop.create_task(self.invoke(inv, redelivery=True))
                     task.add_done_callback(
@@ -432,15 +452,13 @@ class Supervisor:
                 result = exc
             done(result)
 
-        fut.add_done_callback(finished)
+        timer = self._begin(inv, gen, _Immediate(finished))
         return True
 
-    def _begin(
-        self, inv: Invocation, gen: RuntimeProcess
-    ) -> tuple[asyncio.Future[Outcome], asyncio.TimerHandle]:
-        """Hand the event to the runtime; the future settles with the outcome."""
+    def _begin(self, inv: Invocation, gen: RuntimeProcess, fut: Any) -> asyncio.TimerHandle:
+        """Hand the event to the runtime; ``fut`` (a future or an :class:`_Immediate`)
+        settles with the outcome."""
         timeout = float(self.spec.timeout)
-        fut: asyncio.Future[Outcome] = self._loop.create_future()
         self._current = (inv.request_id, fut)
         # Like the Lambda service, an invocation without a payload passes "{}".
         payload = inv.payload or b"{}"
@@ -459,7 +477,7 @@ class Supervisor:
         timer = self._loop.call_later(timeout, self._settle, Outcome("timeout"))
         if gen.sampler is None:
             gen.sampler = self._loop.call_later(self.settings.memory_sample_s, self._sample, gen)
-        return fut, timer
+        return timer
 
     def _must_redeliver(self, inv: Invocation, outcome: Outcome) -> bool:
         """The runtime died before it took the event (e.g. awslambdaric exiting after a
