@@ -312,7 +312,7 @@ class Agent:
         else:
             log.warning("result of %s dropped: the gateway stream it came on is gone",
                         inv.request_id)
-        self.supervisor.sink.flush()  # END + REPORT reach the log after the result left
+        self.supervisor.flush_log_soon()  # END + REPORT reach the log after the result left
         self._fast_busy = False
         self._fast_idle.set()
         if not self._busy and self._inbox.empty():
@@ -360,7 +360,7 @@ class Agent:
                 log.warning(
                     "result of %s dropped: the gateway stream it came on is gone", inv.request_id
                 )
-            self.supervisor.sink.flush()
+            self.supervisor.flush_log_soon()
             self._busy = False
             if self._inbox.empty() and not self._fast_busy:
                 self._idle.set()

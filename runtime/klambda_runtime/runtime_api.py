@@ -283,6 +283,7 @@ class _Connection(asyncio.BufferedProtocol):
         self.chunked = False
         self.expect_continue = False
         self.corked: list[bytes] | None = None  # answers held until the read is processed
+        self.held = b""  # answers a parked /next's runtime will read with its next event
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop: not a subclass
@@ -318,7 +319,14 @@ class _Connection(asyncio.BufferedProtocol):
         finally:
             out, self.corked = self.corked, None
             if out and self.transport is not None and not self.closed:
-                self.transport.write(b"".join(out) if len(out) > 1 else out[0])
+                data = b"".join(out) if len(out) > 1 else out[0]
+                if self.waiting:
+                    # A pipelining runtime (post + /next in one read) reads these answers
+                    # only after its next event anyway: they go out with that event, so
+                    # the runtime wakes once per invocation instead of twice.
+                    self.held = data
+                else:
+                    self.transport.write(data)
 
     def _received(self, data: bytes | memoryview) -> None:
         if self.discard:
@@ -334,6 +342,8 @@ class _Connection(asyncio.BufferedProtocol):
         if self.closed or self.transport is None or self.transport.is_closing():
             return False
         self.waiting = False
+        if self.held:
+            message, self.held = self.held + message, b""
         if self.corked is not None:
             self.corked.append(message)
         else:

@@ -102,6 +102,7 @@ class Supervisor:
         # server on that interpreter, otherwise it is exec'd (docs/runtime.md).
         self.interpreter, self._interpreter_note = choose_interpreter(spec.runtime, settings)
         self._delivered_at = 0.0
+        self._log_flush: asyncio.TimerHandle | None = None
 
     # ----------------------------------------------------------------- lifecycle
     async def start(self) -> None:
@@ -361,7 +362,22 @@ class Supervisor:
         finally:
             self._restarting = None
 
+    def flush_log_soon(self) -> None:
+        """Write held log lines within one sampling interval: at high rates one log write
+        carries several invocations' END and REPORT lines."""
+        if self._log_flush is None:
+            self._log_flush = self._loop.call_later(
+                self.settings.memory_sample_s, self._flush_log
+            )
+
+    def _flush_log(self) -> None:
+        self._log_flush = None
+        self.sink.flush()
+
     async def close(self) -> None:
+        if self._log_flush is not None:
+            self._log_flush.cancel()
+            self._flush_log()
         self._closed = True
         if self._restarting is not None:
             await asyncio.wait([self._restarting], timeout=3.0)
