@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from klambda_runtime.pyruntime import faults, logs
@@ -30,13 +31,14 @@ class _TraceEnv:
     ``os.environ.pop``) does — C environment and ``os.environ`` alike — minus the
     mapping's Python layers: ``putenv`` plus ``os.environ``'s own dict on CPython."""
 
-    __slots__ = ("_data", "_environ", "_key")
+    __slots__ = ("_data", "_encode", "_environ", "_key")
 
     NAME = "_X_AMZN_TRACE_ID"
 
     def __init__(self) -> None:
         self._environ: object = None
         self._data: dict[bytes, bytes] | None = None
+        self._encode: Callable[[str], bytes] = str.encode
         self._key = b""
 
     def set(self, value: str | None) -> None:
@@ -50,7 +52,7 @@ class _TraceEnv:
             else:
                 environ.pop(self.NAME, None)
         elif value:
-            raw = environ.encodevalue(value)  # type: ignore[attr-defined]
+            raw = self._encode(value)
             os.putenv(self._key, raw)
             data[self._key] = raw
         elif self._key in data:
@@ -59,11 +61,12 @@ class _TraceEnv:
     def _bind(self, environ: object) -> None:
         self._environ = environ
         data = getattr(environ, "_data", None)
-        if isinstance(data, dict) and all(
-            hasattr(environ, name) for name in ("encodekey", "encodevalue")
-        ):
+        encode_key = getattr(environ, "encodekey", None)
+        encode = getattr(environ, "encodevalue", None)
+        if isinstance(data, dict) and encode_key is not None and encode is not None:
             self._data = data
-            self._key = environ.encodekey(self.NAME)  # type: ignore[attr-defined]
+            self._key = encode_key(self.NAME)
+            self._encode = encode
         else:
             self._data = None
 

@@ -25,12 +25,13 @@ class EnvReader:
     its bytes changed. Elsewhere (no such dict) it falls back to ``os.environ.get``.
     """
 
-    __slots__ = ("_environ", "_get", "_keys", "_names", "_raws", "_values")
+    __slots__ = ("_decode", "_environ", "_get", "_keys", "_names", "_raws", "_values")
 
     def __init__(self, names: tuple[str, ...]) -> None:
         self._names = names
         self._environ: object = None
         self._get: Callable[[bytes], bytes | None] | None = None
+        self._decode: Callable[[bytes], str] = bytes.decode
         self._keys: tuple[bytes, ...] = ()
         self._raws: tuple[bytes | None, ...] | None = None
         self._values: tuple[str | None, ...] = ()
@@ -44,7 +45,7 @@ class EnvReader:
             return tuple(environ.get(name) for name in self._names)
         raws = tuple(map(get, self._keys))
         if raws != self._raws:
-            decode = environ.decodevalue  # type: ignore[attr-defined]
+            decode = self._decode
             self._values = tuple(None if raw is None else decode(raw) for raw in raws)
             self._raws = raws
         return self._values
@@ -54,9 +55,11 @@ class EnvReader:
         self._raws = None
         data = getattr(environ, "_data", None)
         encode = getattr(environ, "encodekey", None)
-        if isinstance(data, dict) and encode is not None and hasattr(environ, "decodevalue"):
+        decode = getattr(environ, "decodevalue", None)
+        if isinstance(data, dict) and encode is not None and decode is not None:
             self._get = data.get
             self._keys = tuple(encode(name) for name in self._names)
+            self._decode = decode
         else:
             self._get = None
 
