@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 class GrpcTransport:
     """Writes to one stream, one writer at a time; ``close`` ends the RPC."""
 
+    kind = "grpc"
+
     def __init__(self, context: Any) -> None:
         self._context = context
         self._lock = asyncio.Lock()

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 class LaneTransport:
     """The Dispatcher's handle on one lane connection."""
 
+    kind = "lane"
+
     def __init__(self, transport: asyncio.Transport) -> None:
         self._transport = transport
 

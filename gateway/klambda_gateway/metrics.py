@@ -51,6 +51,10 @@ class _EnvironmentCollector:
         util = GaugeMetricFamily("klambda_provisioned_concurrency_utilization",
                                  "Busy provisioned environments / provisioned concurrency",
                                  labels=["namespace", "function", "version"])
+        streams = GaugeMetricFamily("klambda_environment_streams",
+                                    "Connected environments by stream transport (lane or grpc)",
+                                    labels=["transport"])
+        by_transport = {"lane": 0, "grpc": 0}
         targets = self._provisioned() if self._provisioned else {}
         for key, pool in list(self._dispatcher.pools.items()):
             ns, fn, version, _ = key
@@ -58,6 +62,9 @@ class _EnvironmentCollector:
             busy_prov = 0
             for env in pool.environments.values():
                 counts[env.state] += 1
+                kind = getattr(env.transport, "kind", None)
+                if kind in by_transport:
+                    by_transport[kind] += 1
                 if env.provisioned and env.state is EnvState.BUSY:
                     busy_prov += 1
             for state, n in counts.items():
@@ -67,7 +74,9 @@ class _EnvironmentCollector:
             target = targets.get(key, 0)
             if target:
                 util.add_metric([ns, fn, version], busy_prov / target)
-        yield from (envs, conc, queued, util)
+        for kind, n in by_transport.items():
+            streams.add_metric([kind], n)
+        yield from (envs, conc, queued, util, streams)
 
 
 class GatewayMetrics:

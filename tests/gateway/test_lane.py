@@ -117,3 +117,14 @@ def test_unknown_environment_on_the_lane_is_hung_up_on(make_platform) -> None:  
         t0 = time.monotonic()
         assert s.recv(100) == b""
         assert time.monotonic() - t0 < 5
+
+
+def test_metrics_count_streams_by_transport(make_platform) -> None:  # type: ignore[no-untyped-def]
+    import urllib.request
+
+    for lane, expected in ((True, 'klambda_environment_streams{transport="lane"} 1.0'),
+                           (False, 'klambda_environment_streams{transport="grpc"} 1.0')):
+        h = make_platform(lane_enabled=lane)
+        _invoke_twice(h)
+        text = urllib.request.urlopen(h.endpoint + "/metrics", timeout=10).read().decode()
+        assert expected in text, [l for l in text.splitlines() if "streams" in l]
