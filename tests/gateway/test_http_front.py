@@ -112,9 +112,9 @@ def test_pipelined_invokes_answer_in_order(front: Harness) -> None:
 
 def test_connection_close_and_errors_from_the_front(front: Harness) -> None:
     with socket.create_connection(("127.0.0.1", front.platform.http_port), timeout=30) as s:
-        s.sendall(f"POST /2015-03-31/functions/nope/invocations HTTP/1.1\r\nHost: x\r\n"
-                  f"Connection: close\r\nContent-Length: 2\r\n\r\n{{}}".encode())
-        [(status, headers, body)] = _read_responses(s, 1)
+        s.sendall(b"POST /2015-03-31/functions/nope/invocations HTTP/1.1\r\nHost: x\r\n"
+                  b"Connection: close\r\nContent-Length: 2\r\n\r\n{}")
+        [(status, headers, _body)] = _read_responses(s, 1)
         assert s.recv(10) == b""  # closed after the answer
     assert status == 404 and headers["x-amzn-errortype"] == "ResourceNotFoundException"
     c = _conn(front)
