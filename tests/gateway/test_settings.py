@@ -45,3 +45,13 @@ def test_manifest_files(tmp_path: Path) -> None:
     assert manifest_files([str(single)]) == [single]
     with pytest.raises(LocalError, match="does not exist"):
         manifest_files([str(tmp_path / "missing.yaml")])
+
+
+def test_boolean_settings() -> None:
+    assert GatewaySettings().lane_enabled and GatewaySettings().fast_http
+    for raw, value in (("false", False), ("0", False), ("off", False), ("TRUE", True),
+                       ("1", True), ("yes", True)):
+        s = GatewaySettings.from_env({"KLAMBDA_LANE_ENABLED": raw, "KLAMBDA_FAST_HTTP": raw})
+        assert s.lane_enabled is value and s.fast_http is value, raw
+    with pytest.raises(ValueError, match="KLAMBDA_LANE_ENABLED='maybe' is not a valid bool"):
+        GatewaySettings.from_env({"KLAMBDA_LANE_ENABLED": "maybe"})
