@@ -9,6 +9,10 @@ from dataclasses import dataclass
 from klambda_operator.resources.deployment import DeploymentSettings
 
 DEFAULT_IMAGE = "ghcr.io/klambda/runtime-python:0.1.0"
+DEFAULT_GATEWAY_GRPC = "klambda-gateway.klambda-system.svc:50051"
+# The gateway's lane (klambda_proto.lane) for function pods; set the variable to "" to keep
+# them on gRPC (e.g. a gateway with KLAMBDA_LANE_ENABLED=0 or a network that blocks the port).
+DEFAULT_GATEWAY_LANE = "klambda-gateway.klambda-system.svc:50052"
 
 
 @dataclass(frozen=True)
@@ -30,9 +34,8 @@ class OperatorSettings:
             "python3.11": e.get("KLAMBDA_RUNTIME_IMAGE_PY311", image + "-py3.11"),
         }
         deployment = DeploymentSettings(
-            gateway_address=e.get(
-                "KLAMBDA_GATEWAY_GRPC_ADDRESS", "klambda-gateway.klambda-system.svc:50051"
-            ),
+            gateway_address=e.get("KLAMBDA_GATEWAY_GRPC_ADDRESS", DEFAULT_GATEWAY_GRPC),
+            lane_address=e.get("KLAMBDA_GATEWAY_LANE_ADDRESS", DEFAULT_GATEWAY_LANE).strip(),
             runtime_images=images,
             image_pull_policy=e.get("KLAMBDA_IMAGE_PULL_POLICY", "IfNotPresent"),
             python=e.get("KLAMBDA_FUNCTION_PYTHON", "python"),

@@ -4,16 +4,20 @@ Covers: the chart's CRD file is exactly what the CRD builder generates (no drift
 helm template renders the documented components with explicit commands, one gateway
 replica, non-root read-only containers, probes, a PVC for the async store, PDBs, the optional
 ServiceMonitor, the Grafana dashboard as valid JSON; every Dockerfile's entrypoint matches a
-chart command; RBAC (verified on the API server in test_cluster_rbac.py).
+chart command; the lane (gateway env, container and Service port, the operator's lane address
+pointing at that Service port, the NetworkPolicy; all gone with gateway.lane.enabled=false);
+RBAC (verified on the API server in test_cluster_rbac.py).
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
+from typing import Any, NamedTuple
 
 import pytest
 from klambda_operator.gen_crds import render
+from klambda_operator.settings import DEFAULT_GATEWAY_GRPC, DEFAULT_GATEWAY_LANE
 
 from .conftest import CHART, CRDS, ROOT, helm_binary, helm_template
 
@@ -70,10 +74,66 @@ def test_template_defaults() -> None:
     assert ("PodDisruptionBudget", "klambda-gateway") in docs
     assert ("PodDisruptionBudget", "klambda-operator") in docs
     svc = docs[("Service", "klambda-gateway")]
-    assert {p["name"] for p in svc["spec"]["ports"]} == {"http", "grpc"}
+    assert {p["name"] for p in svc["spec"]["ports"]} == {"http", "grpc", "lane"}
     dashboard = docs[("ConfigMap", "klambda-dashboard")]
     assert json.loads(dashboard["data"]["klambda.json"])["panels"]
     assert not any(kind == "ServiceMonitor" for kind, _ in docs)
+
+
+class LaneView(NamedTuple):
+    """What the lane looks like in a rendering."""
+
+    gw_env: dict[str, str]  # the gateway container's env
+    container_ports: dict[str, int]  # the gateway container's ports by name
+    svc_ports: dict[str, dict[str, Any]]  # the gateway Service's ports by name
+    op_env: dict[str, str]  # the operator container's env
+
+
+def _lane_view(docs: dict[tuple[str, str], dict]) -> LaneView:
+    gw_c = docs[("Deployment", "klambda-gateway")]["spec"]["template"]["spec"]["containers"][0]
+    op_c = docs[("Deployment", "klambda-operator")]["spec"]["template"]["spec"]["containers"][0]
+    return LaneView(
+        gw_env={e["name"]: e["value"] for e in gw_c["env"]},
+        container_ports={p["name"]: p["containerPort"] for p in gw_c["ports"]},
+        svc_ports={p["name"]: p for p in docs[("Service", "klambda-gateway")]["spec"]["ports"]},
+        op_env={e["name"]: e["value"] for e in op_c["env"]},
+    )
+
+
+def test_lane_defaults_are_consistent() -> None:
+    gw_env, ports, svc, op_env = _lane_view(_by_kind_name(helm_template()))
+    assert gw_env["KLAMBDA_LANE_ENABLED"] == "1"
+    assert gw_env["KLAMBDA_LANE_HOST"] == "0.0.0.0"  # TCP, not the local-only abstract socket
+    assert ports["lane"] == int(gw_env["KLAMBDA_LANE_PORT"]) == 50052
+    assert ports["grpc"] == int(gw_env["KLAMBDA_GRPC_PORT"]) == 50051
+    assert svc["lane"] == {"name": "lane", "port": 50052, "targetPort": "lane", "appProtocol": "tcp"}
+    # the operator hands pods the Service's lane port (and gRPC as the fallback) ...
+    assert op_env["KLAMBDA_GATEWAY_LANE_ADDRESS"] == "klambda-gateway.klambda-system.svc:50052"
+    assert op_env["KLAMBDA_GATEWAY_GRPC_ADDRESS"].endswith(f":{svc['grpc']['port']}")
+    # ... and those are also the operator's own defaults without the chart
+    assert op_env["KLAMBDA_GATEWAY_LANE_ADDRESS"] == DEFAULT_GATEWAY_LANE
+    assert op_env["KLAMBDA_GATEWAY_GRPC_ADDRESS"] == DEFAULT_GATEWAY_GRPC
+
+
+def test_lane_service_port_value() -> None:
+    view = _lane_view(_by_kind_name(helm_template("--set", "gateway.service.lanePort=6000")))
+    assert view.svc_ports["lane"]["port"] == 6000
+    assert view.svc_ports["lane"]["targetPort"] == "lane"
+    assert view.op_env["KLAMBDA_GATEWAY_LANE_ADDRESS"] == "klambda-gateway.klambda-system.svc:6000"
+    assert view.gw_env["KLAMBDA_LANE_PORT"] == "50052"  # the container port stays
+
+
+def test_lane_disabled() -> None:
+    docs = _by_kind_name(
+        helm_template("--set", "gateway.lane.enabled=false", "--set", "networkPolicy.enabled=true")
+    )
+    gw_env, ports, svc, op_env = _lane_view(docs)
+    assert gw_env["KLAMBDA_LANE_ENABLED"] == "0"
+    assert "KLAMBDA_LANE_HOST" not in gw_env and "KLAMBDA_LANE_PORT" not in gw_env
+    assert "lane" not in ports and set(svc) == {"http", "grpc"}
+    assert op_env["KLAMBDA_GATEWAY_LANE_ADDRESS"] == ""  # pods: gRPC only
+    policy = docs[("NetworkPolicy", "klambda-gateway")]
+    assert policy["spec"]["ingress"][1]["ports"] == [{"port": "grpc", "protocol": "TCP"}]
 
 
 def test_template_options() -> None:
@@ -132,6 +192,8 @@ def test_dockerfile_copy_sources_exist(dockerfile: str) -> None:
         ("gateway.replicas=2", "gateway.replicas"),
         ("runtime.runAsUser=0", "runtime.runAsUser"),
         ("gateway.service.type=Ingress", "gateway.service.type"),
+        ("gateway.service.lanePort=0", "gateway.service.lanePort"),
+        ("gateway.lane.enabled=maybe", "gateway.lane.enabled"),
     ],
 )
 def test_values_schema_rejects_unsupported_values(flag: str, needle: str) -> None:
@@ -152,7 +214,10 @@ def test_network_policy_option() -> None:
     docs = _by_kind_name(helm_template("--set", "networkPolicy.enabled=true"))
     policy = docs[("NetworkPolicy", "klambda-gateway")]
     grpc_rule = policy["spec"]["ingress"][1]
-    assert grpc_rule["ports"] == [{"port": "grpc", "protocol": "TCP"}]
+    assert grpc_rule["ports"] == [
+        {"port": "grpc", "protocol": "TCP"},
+        {"port": "lane", "protocol": "TCP"},
+    ]
     assert grpc_rule["from"][0]["podSelector"]["matchLabels"] == {
         "app.kubernetes.io/managed-by": "klambda-operator"
     }

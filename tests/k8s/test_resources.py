@@ -3,7 +3,9 @@
 Covers: inline/zip code to files (paths, modes, errors a user can act on), content-addressed
 immutable ConfigMaps, layer merging order, Deployment shape per code source (ConfigMap volume,
 URL init step, image as is), security context, resources proportional to memory, agent env
-from EnvironmentSpec, role -> ServiceAccount, determinism, no replicas.
+from EnvironmentSpec (gRPC address plus the lane address, or an empty lane when the operator
+has none), the operator's lane setting from its environment, role -> ServiceAccount,
+determinism, no replicas.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from klambda_operator.resources.version import (
     ResolvedLayer,
     ResolvedVersion,
 )
+from klambda_operator.settings import OperatorSettings
 from klambda_runtime.spec import EnvironmentSpec
 
 OWNER = {
@@ -40,6 +43,10 @@ OWNER = {
     "metadata": {"name": "hello", "namespace": "default", "uid": "u-1"},
 }
 SETTINGS = DeploymentSettings(gateway_address="klambda-gateway.klambda-system:50051")
+LANE_SETTINGS = DeploymentSettings(
+    gateway_address="klambda-gateway.klambda-system:50051",
+    lane_address="klambda-gateway.klambda-system:50052",
+)
 
 
 def _zip(files: dict[str, tuple[str, int]]) -> str:
@@ -198,6 +205,41 @@ def test_agent_env_round_trips_through_environment_spec() -> None:
     assert dep["spec"]["template"]["metadata"]["annotations"]["klambda.io/revision"] == (
         version.revision
     )
+
+
+def test_pods_get_the_lane_address_and_keep_grpc_as_fallback() -> None:
+    env = _env(build_deployment(_version(), LANE_SETTINGS, owner=OWNER))
+    assert env["KLAMBDA_ENV_LANE"] == "klambda-gateway.klambda-system:50052"
+    assert env["KLAMBDA_ENV_GATEWAY"] == "klambda-gateway.klambda-system:50051"
+    plain = {k: v for k, v in env.items() if isinstance(v, str)}
+    spec = EnvironmentSpec.from_env(plain)
+    assert (spec.lane, spec.gateway) == (LANE_SETTINGS.lane_address, SETTINGS.gateway_address)
+
+
+def test_no_lane_address_means_grpc_only_pods() -> None:
+    env = _env(build_deployment(_version(), SETTINGS, owner=OWNER))
+    assert env.get("KLAMBDA_ENV_LANE", "") == ""
+    assert EnvironmentSpec.from_env({k: v for k, v in env.items() if isinstance(v, str)}).lane == ""
+    # the lane is part of the pod template: switching it rolls the Deployment
+    with_lane = build_deployment(_version(), LANE_SETTINGS, owner=OWNER)
+    assert with_lane["spec"]["template"] != build_deployment(
+        _version(), SETTINGS, owner=OWNER
+    )["spec"]["template"]
+
+
+@pytest.mark.parametrize(
+    ("env", "lane"),
+    [
+        pytest.param({}, "klambda-gateway.klambda-system.svc:50052", id="default"),
+        pytest.param({"KLAMBDA_GATEWAY_LANE_ADDRESS": "10.0.0.7:6000"}, "10.0.0.7:6000", id="set"),
+        pytest.param({"KLAMBDA_GATEWAY_LANE_ADDRESS": ""}, "", id="empty-disables"),
+        pytest.param({"KLAMBDA_GATEWAY_LANE_ADDRESS": "  "}, "", id="blank-disables"),
+    ],
+)
+def test_operator_settings_lane_address(env: dict[str, str], lane: str) -> None:
+    settings = OperatorSettings.from_env(env)
+    assert settings.deployment.lane_address == lane
+    assert settings.deployment.gateway_address == "klambda-gateway.klambda-system.svc:50051"
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,12 @@ app.kubernetes.io/name: {{ .component }}
 {{- printf "%s-gateway.%s.svc:%v" (include "klambda.fullname" .) .Release.Namespace .Values.gateway.service.grpcPort -}}
 {{- end -}}
 
+{{- define "klambda.gatewayLane" -}}
+{{- if .Values.gateway.lane.enabled -}}
+{{- printf "%s-gateway.%s.svc:%v" (include "klambda.fullname" .) .Release.Namespace .Values.gateway.service.lanePort -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "klambda.podSecurity" -}}
 securityContext:
   runAsNonRoot: true

@@ -36,6 +36,10 @@ class DeploymentSettings:
     """What the builder needs beyond the version itself (from the operator's settings)."""
 
     gateway_address: str  # host:port of the gateway's gRPC Service
+    # host:port of the gateway's lane Service port (the same stream as framed protobuf over
+    # plain TCP, klambda_proto.lane; cheaper than gRPC per message). "" = gRPC only. The
+    # agent falls back to ``gateway_address`` while the lane cannot be reached.
+    lane_address: str = ""
     runtime_images: Mapping[str, str] = field(
         default_factory=lambda: {
             "provided": "ghcr.io/klambda/runtime-python:0.1.0",
@@ -165,6 +169,7 @@ def build_deployment(
     env_spec = EnvironmentSpec(
         environment_id="",
         gateway=settings.gateway_address,
+        lane=settings.lane_address,
         namespace=version.namespace,
         function_name=version.function_name,
         version=version.version,
