@@ -8,6 +8,7 @@ import functools
 import random
 import time
 from collections.abc import Callable
+from typing import Any
 
 from klambda_proto import environment_pb2 as pb
 
@@ -60,6 +61,23 @@ class DataPath:
         queue_timeout: float | None = None,
     ) -> Outcome:
         """Admit and run one invocation; raises TooManyRequests when throttled."""
+        return await self.begin(target, payload, request_id=request_id, kind=kind,
+                                client_context=client_context, queue_timeout=queue_timeout)
+
+    def begin(
+        self,
+        target: Resolution,
+        payload: bytes,
+        *,
+        request_id: str,
+        kind: str,
+        client_context: str = "",
+        queue_timeout: float | None = None,
+        then: Callable[[asyncio.Future[Outcome]], None] | None = None,
+    ) -> asyncio.Future[Outcome]:
+        """``invoke`` without a coroutine (raises TooManyRequests at once when admission
+        refuses; a queue timeout fails the future with it). ``then`` runs first when the
+        future settles — before the bookkeeping, so the caller's answer goes out first."""
         fn = target.function
         try:
             lease = self.tracker.acquire(fn, sync=kind == SYNC)
@@ -72,22 +90,32 @@ class DataPath:
                 request_id=request_id, payload=payload,
                 invoked_function_arn=target.invoked_arn, client_context=client_context,
                 trace_id=trace_id(time.time()))
-            try:
-                outcome = await self.dispatcher.invoke(
-                    target.version, invocation, kind=kind,
-                    queue_timeout=(self.settings.queue_timeout_seconds
-                                   if queue_timeout is None else queue_timeout))
-            except TooManyRequests as exc:
+            future = self.dispatcher.begin(
+                target.version, invocation, kind=kind,
+                queue_timeout=(self.settings.queue_timeout_seconds
+                               if queue_timeout is None else queue_timeout))
+        except BaseException:
+            self.tracker.release(lease)
+            raise
+        if then is not None:
+            future.add_done_callback(then)
+        future.add_done_callback(functools.partial(self._settled, target, lease))
+        return future
+
+    def _settled(self, target: Resolution, lease: Any, future: asyncio.Future[Outcome]) -> None:
+        self.tracker.release(lease)
+        if future.cancelled():
+            return
+        fn = target.function
+        exc = future.exception()
+        if exc is not None:
+            if isinstance(exc, TooManyRequests):
                 self.metrics.throttled(namespace=fn.namespace, function=fn.name,
                                        resource=target.resource, reason=exc.reason)
-                raise
-        finally:
-            self.tracker.release(lease)
+            return
+        outcome = future.result()
         result = outcome.result
-        # recorded right after the caller's answer is written (off the latency path)
-        asyncio.get_running_loop().call_soon(functools.partial(
-            self.metrics.invoked, namespace=fn.namespace, function=fn.name,
-            resource=target.resource, version=target.version.version,
-            duration_ms=result.duration_ms, error=bool(result.function_error),
-            cold=outcome.cold))
-        return outcome
+        self.metrics.invoked(namespace=fn.namespace, function=fn.name,
+                             resource=target.resource, version=target.version.version,
+                             duration_ms=result.duration_ms, error=bool(result.function_error),
+                             cold=outcome.cold)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -34,6 +35,9 @@ OVERDUE_GRACE_SECONDS = 15.0
 
 class Transport(Protocol):
     """One environment's stream (the gRPC server and the lane server implement it)."""
+
+    kind: str  # "grpc" | "lane" (metrics)
+    writes_wait: bool  # False: write_nowait works (the Dispatcher writes without a task)
 
     async def write(self, message: pb.GatewayMessage) -> None:
         """Write one message (serialised with other writers of the same stream)."""
@@ -176,6 +180,14 @@ class Dispatcher:
         queue_timeout: float,
     ) -> Outcome:
         """Run one invocation on an environment of ``version``; queue while none is idle."""
+        return await self.begin(version, invocation, kind=kind, queue_timeout=queue_timeout)
+
+    def begin(
+        self, version: FunctionVersion, invocation: pb.Invocation, *, kind: str,
+        queue_timeout: float,
+    ) -> asyncio.Future[Outcome]:
+        """``invoke`` without a coroutine: the future settles with the outcome (or
+        TooManyRequests); cancelling it withdraws a queued invocation."""
         pool = self.pool_for(version)
         loop = asyncio.get_running_loop()
         pending = Pending(invocation, kind, self._clock(), loop.create_future())
@@ -187,12 +199,20 @@ class Dispatcher:
             self.on_demand(pool.key)
         else:
             self._send(env, pending)
-            await self.flush(env)
-        try:
-            return await pending.future
-        except asyncio.CancelledError:
+            self._write(env)
+        pending.future.add_done_callback(functools.partial(self._settled, pool, pending))
+        return pending.future
+
+    def _settled(self, pool: Pool, pending: Pending, future: asyncio.Future[Outcome]) -> None:
+        if future.cancelled():
             self._forget(pool, pending)
-            raise
+
+    def _write(self, env: Environment) -> None:
+        """Write ``env``'s outbox now if its transport's writes never wait, else in a task."""
+        if env.transport is not None and not env.transport.writes_wait:
+            self.flush_now(env)
+        else:
+            self._flush_soon(env)
 
     def _forget(self, pool: Pool, pending: Pending) -> None:
         if pending.timer is not None:

@@ -30,6 +30,7 @@ class GrpcTransport:
     """Writes to one stream, one writer at a time; ``close`` ends the RPC."""
 
     kind = "grpc"
+    writes_wait = True
 
     def __init__(self, context: Any) -> None:
         self._context = context

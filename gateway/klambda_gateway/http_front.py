@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import http
 import logging
 import socket
@@ -29,14 +30,19 @@ from urllib.parse import parse_qs, unquote
 from klambda_gateway.arn import parse_function_name
 from klambda_gateway.async_worker import AsyncWorker
 from klambda_gateway.datapath import DataPath
+from klambda_gateway.dispatch import SYNC
 from klambda_gateway.errors import InvokeError, ServiceError
 from klambda_gateway.invoke_api import (
     Reply,
     body_limit,
+    check_json,
+    decode_client_context,
     error_reply,
     request_kind,
     run_invoke,
+    sync_reply,
 )
+from klambda_gateway.routing import Resolution
 
 log = logging.getLogger(__name__)
 
@@ -116,22 +122,55 @@ class HttpFront:
             self._date = email.utils.formatdate(now, usegmt=True)
         return self._date
 
-    async def invoke(self, name: str, qualifier: str | None, headers: dict[str, str],
-                     body: bytes) -> Reply:
+    def start(self, name: str, qualifier: str | None, headers: dict[str, str],
+              body: bytes, answer: Callable[[Reply], None]) -> asyncio.Future[Any] | None:
+        """Serve one Invoke request; ``answer`` gets the reply (maybe at once). Returns what
+        to cancel if the caller goes away.
+
+        RequestResponse runs without a task: parse, admit and dispatch now, answer from
+        the outcome's callback. Event and DryRun take ``run_invoke`` in a task."""
         request_id = str(uuid.uuid4())
         dp = self.datapath
         try:
             kind, tail = request_kind(headers, legacy_async=False)
             ref = parse_function_name(name, qualifier, account_id=dp.settings.account_id)
-            return await run_invoke(dp, self.worker, ref, kind=kind, tail=tail, body=body,
-                                    headers=headers, request_id=request_id,
-                                    legacy_async=False)
-        except InvokeError as exc:
+            if kind != "RequestResponse":
+                task = asyncio.get_running_loop().create_task(run_invoke(
+                    dp, self.worker, ref, kind=kind, tail=tail, body=body, headers=headers,
+                    request_id=request_id, legacy_async=False))
+                task.add_done_callback(functools.partial(self._answer, None, False,
+                                                         request_id, answer))
+                return task
+            check_json(body)
+            client_context = decode_client_context(headers.get("x-amz-client-context", ""))
+            target = dp.resolve(ref)
+            return dp.begin(target, body or b"{}", request_id=request_id, kind=SYNC,
+                            client_context=client_context,
+                            then=functools.partial(self._answer, target, tail, request_id,
+                                                   answer))
+        except Exception as exc:  # noqa: BLE001 - every failure is an answer
+            answer(self._failure(exc, request_id))
+            return None
+
+    def _answer(self, target: Resolution | None, tail: bool, request_id: str,
+                answer: Callable[[Reply], None], done: asyncio.Future[Any]) -> None:
+        if done.cancelled():
+            return  # the caller is gone
+        exc = done.exception()
+        if exc is not None:
+            answer(self._failure(exc, request_id))
+        elif target is None:
+            answer(done.result())  # run_invoke's Reply
+        else:
+            answer(sync_reply(target, done.result(), tail=tail, request_id=request_id))
+
+    @staticmethod
+    def _failure(exc: BaseException, request_id: str) -> Reply:
+        if isinstance(exc, InvokeError):
             return error_reply(exc, request_id)
-        except Exception as exc:  # a bug: still a Lambda-shaped 500, never a bare traceback
-            log.exception("invoke failed")
-            return error_reply(ServiceError(f"Internal error in the gateway: {exc}"),
-                               request_id)
+        # a bug: still a Lambda-shaped 500, never a bare traceback
+        log.error("invoke failed", exc_info=exc)
+        return error_reply(ServiceError(f"Internal error in the gateway: {exc}"), request_id)
 
     def close(self) -> None:
         for conn in list(self.connections):
@@ -144,7 +183,8 @@ class FrontConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
         self.busy = False  # a request is being served; later ones wait in ``buf``
-        self.task: asyncio.Task[None] | None = None
+        self.pending: asyncio.Future[Any] | None = None  # the request being served
+        self.in_next = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -156,8 +196,8 @@ class FrontConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.front.connections.discard(self)
         self.transport = None
-        if self.task is not None:
-            self.task.cancel()  # the caller is gone (like aiohttp's handler cancellation)
+        if self.pending is not None:
+            self.pending.cancel()  # the caller is gone (like aiohttp's handler cancellation)
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
@@ -169,16 +209,28 @@ class FrontConnection(asyncio.Protocol):
             self.transport.abort()
 
     def _next(self) -> None:
+        """Serve the buffered requests, one at a time (answers may come synchronously)."""
+        if self.in_next:
+            return
+        self.in_next = True
+        try:
+            while not self.busy and self.transport is not None and self._take_one():
+                pass
+        finally:
+            self.in_next = False
+
+    def _take_one(self) -> bool:
+        """Start the next complete request in ``buf``; False when there is none (yet)."""
         buf = self.buf
         end = buf.find(b"\r\n\r\n")
         if end < 0:
             if len(buf) > MAX_HEAD:
                 self._hand_over()
-            return
+            return False
         parsed = parse_head(bytes(buf[:end]))
         if parsed is None:
             self._hand_over()
-            return
+            return False
         method, target, version, headers = parsed
         where = invoke_target(target) if method == b"POST" else None
         length = headers.get("content-length", "")
@@ -191,22 +243,23 @@ class FrontConnection(asyncio.Protocol):
             or int(length) > self.front.fast_limit
         ):
             self._hand_over()
-            return
+            return False
         start = end + 4
         stop = start + int(length)
         if len(buf) < stop:
-            return  # the body is still arriving
+            return False  # the body is still arriving
         body = bytes(buf[start:stop])
         del buf[:stop]
         close = headers.get("connection", "").lower() == "close"
         self.busy = True
-        self.task = asyncio.get_running_loop().create_task(
-            self._serve(where[0], where[1], headers, body, close))
+        pending = self.front.start(where[0], where[1], headers, body,
+                                   functools.partial(self._reply, close))
+        if self.busy:  # not answered synchronously
+            self.pending = pending
+        return True
 
-    async def _serve(self, name: str, qualifier: str | None, headers: dict[str, str],
-                     body: bytes, close: bool) -> None:
-        reply = await self.front.invoke(name, qualifier, headers, body)
-        self.task = None
+    def _reply(self, close: bool, reply: Reply) -> None:
+        self.pending = None
         transport = self.transport
         if transport is None or transport.is_closing():
             return

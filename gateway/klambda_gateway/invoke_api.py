@@ -21,7 +21,7 @@ from klambda_gateway.arn import FunctionRef, parse_function_name
 from klambda_gateway.async_store import AsyncEvent
 from klambda_gateway.async_worker import AsyncWorker
 from klambda_gateway.datapath import DataPath
-from klambda_gateway.dispatch import SYNC
+from klambda_gateway.dispatch import SYNC, Outcome
 from klambda_gateway.errors import (
     InvalidParameterValue,
     InvalidRequestContent,
@@ -29,6 +29,7 @@ from klambda_gateway.errors import (
     RequestTooLarge,
     ServiceError,
 )
+from klambda_gateway.routing import Resolution
 from klambda_gateway.settings import SYNC_PAYLOAD_LIMIT
 
 INVOKE_PATH = "/2015-03-31/functions/{name}/invocations"
@@ -159,6 +160,11 @@ async def run_invoke(dp: DataPath, worker: AsyncWorker, ref: FunctionRef, *, kin
         return Reply(202, {"x-amzn-RequestId": request_id})
     outcome = await dp.invoke(target, body or b"{}", request_id=request_id, kind=SYNC,
                               client_context=client_context)
+    return sync_reply(target, outcome, tail=tail, request_id=request_id)
+
+
+def sync_reply(target: Resolution, outcome: Outcome, *, tail: bool, request_id: str) -> Reply:
+    """The 200 of a finished RequestResponse invocation (pure)."""
     result = outcome.result
     out = {
         "Content-Type": "application/json",

@@ -27,6 +27,7 @@ class LaneTransport:
     """The Dispatcher's handle on one lane connection."""
 
     kind = "lane"
+    writes_wait = False
 
     def __init__(self, transport: asyncio.Transport) -> None:
         self._transport = transport

@@ -21,11 +21,17 @@ FV = FunctionVersion(namespace="default", function_name="f", version="$LATEST", 
 class RecordingTransport:
     """An in-memory Transport: records what the Dispatcher writes."""
 
+    kind = "memory"
+    writes_wait = False
+
     def __init__(self) -> None:
         self.written: list[pb.GatewayMessage] = []
         self.closed = False
 
     async def write(self, message: pb.GatewayMessage) -> None:
+        self.written.append(message)
+
+    def write_nowait(self, message: pb.GatewayMessage) -> None:
         self.written.append(message)
 
     def close(self) -> None:

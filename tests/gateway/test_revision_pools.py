@@ -17,7 +17,13 @@ NEW = dataclasses.replace(OLD, revision="r2")
 
 
 class NullTransport:
+    kind = "memory"
+    writes_wait = False
+
     async def write(self, message: pb.GatewayMessage) -> None:
+        pass
+
+    def write_nowait(self, message: pb.GatewayMessage) -> None:
         pass
 
     def close(self) -> None:
