@@ -3,7 +3,9 @@
 Pure tests need nothing. Cluster tests (``@pytest.mark.cluster``) use the shared control
 plane of tests/cluster (``k8s_cluster``) and, through ``klambda_system``, the CRDs plus the
 chart's ServiceAccounts and RBAC; ``operator_process`` / ``gateway_process`` run the real
-operator and gateway as local processes authenticated as those chart ServiceAccounts.
+operator and gateway as local processes authenticated as those chart ServiceAccounts. The
+gateway serves the lane on TCP (``gateway_ports["lane"]``) and the operator points function
+pods at it (``KLAMBDA_GATEWAY_LANE_ADDRESS``), with gRPC as their fallback, as the chart does.
 """
 
 from __future__ import annotations
@@ -167,21 +169,27 @@ def component_logs() -> Iterator[str]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+OPERATOR_HEALTH_PORT = free_port()
+# One lane port per session: a restarted operator (start_operator without lane_port) must
+# build the same pod template, or its Deployments would roll.
+GATEWAY_LANE_PORT = free_port()
+
+
 @pytest.fixture(scope="session")
 def gateway_ports() -> dict[str, int]:
-    return {"http": free_port(), "grpc": free_port()}
+    return {"http": free_port(), "grpc": free_port(), "lane": GATEWAY_LANE_PORT}
 
 
-OPERATOR_HEALTH_PORT = free_port()
-
-
-def start_operator(cluster: TestCluster, logs: str, grpc_port: int) -> Proc:
+def start_operator(
+    cluster: TestCluster, logs: str, grpc_port: int, *, lane_port: int = GATEWAY_LANE_PORT
+) -> Proc:
     kubeconfig = cluster.kubeconfig_for_service_account(
         SYSTEM_NS, f"{RELEASE}-operator", create=False
     )
     env = component_env(
         kubeconfig,
         KLAMBDA_GATEWAY_GRPC_ADDRESS=f"127.0.0.1:{grpc_port}",
+        KLAMBDA_GATEWAY_LANE_ADDRESS=f"127.0.0.1:{lane_port}" if lane_port else "",
         KLAMBDA_OPERATOR_RETRY_SECONDS="2",
         KLAMBDA_OPERATOR_VERIFY_URLS="1",
         KLAMBDA_OPERATOR_LIVENESS=f"http://127.0.0.1:{OPERATOR_HEALTH_PORT}/healthz",
@@ -193,7 +201,9 @@ def start_operator(cluster: TestCluster, logs: str, grpc_port: int) -> Proc:
 def operator_process(
     klambda_system: TestCluster, component_logs: str, gateway_ports: dict[str, int]
 ) -> Iterator[Proc]:
-    proc = start_operator(klambda_system, component_logs, gateway_ports["grpc"])
+    proc = start_operator(
+        klambda_system, component_logs, gateway_ports["grpc"], lane_port=gateway_ports["lane"]
+    )
     yield proc
     proc.stop()
     if os.environ.get("KLAMBDA_SHOW_COMPONENT_LOGS"):
@@ -214,6 +224,9 @@ def gateway_process(
         KLAMBDA_PORT=str(gateway_ports["http"]),
         KLAMBDA_GRPC_HOST="127.0.0.1",
         KLAMBDA_GRPC_PORT=str(gateway_ports["grpc"]),
+        KLAMBDA_LANE_ENABLED="1",
+        KLAMBDA_LANE_HOST="127.0.0.1",
+        KLAMBDA_LANE_PORT=str(gateway_ports["lane"]),
         KLAMBDA_STATE_DIR=state,
         KLAMBDA_KEEP_WARM_SECONDS="4",
         KLAMBDA_QUEUE_TIMEOUT_SECONDS="40",
@@ -224,7 +237,7 @@ def gateway_process(
     proc = Proc(
         "gateway", [sys.executable, "-m", "klambda_gateway.k8s_scaler"], env, component_logs
     ).start()
-    wait_listening(proc, gateway_ports["http"])
+    wait_listening(proc, gateway_ports["http"])  # the gateway binds gRPC and the lane first
     yield proc
     proc.stop()
     shutil.rmtree(state, ignore_errors=True)
