@@ -7,7 +7,8 @@ responses as parsing, ``/next`` heads are never remembered; the head parser (cas
 whitespace, lines without a colon); ``unmarshal_event`` equals ``json.loads`` on bytes
 (UTF-16/32, BOMs, invalid UTF-8, surrogates, whitespace, trailing data) in values and
 error messages; ``marshal_result`` equals ``json.dumps(..., default=...)`` (Decimal, NaN,
-``ensure_ascii``, unserialisable and circular values, and a success after a failure);
+``ensure_ascii``, unserialisable and circular values, the same containers encoded again
+after a failure half-way);
 the context's environment reader follows every change of ``os.environ``; the context
 object keeps its attributes in their order; ``_X_AMZN_TRACE_ID`` is set and removed in
 ``os.environ`` and in the C environment a child process inherits.
@@ -239,6 +240,19 @@ def test_marshal_result_is_json_dumps(obj: Any, ensure_ascii: bool) -> None:
     # and again: a failed encoding leaves nothing behind for the next one
     assert _marshal_outcome({"after": obj is CIRCULAR}, ensure_ascii) == _dumps_outcome(
         {"after": obj is CIRCULAR}, ensure_ascii
+    )
+
+
+@pytest.mark.parametrize("ensure_ascii", [True, False])
+def test_marshal_after_a_failure_half_way(ensure_ascii: bool) -> None:
+    """A failed encoding leaves its containers marked; the next one must not see them."""
+    result: dict[str, Any] = {"outer": [1, {"bad": object()}]}
+    with pytest.raises(faults.Fault, match="not JSON serializable"):
+        faults.marshal_result(result, ensure_ascii=ensure_ascii)
+    result["outer"][1]["bad"] = "fixed"
+    assert faults.marshal_result(result, ensure_ascii=ensure_ascii) == (
+        b'{"outer": [1, {"bad": "fixed"}]}',
+        "application/json",
     )
 
 
