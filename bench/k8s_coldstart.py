@@ -201,7 +201,7 @@ def main() -> int:
     procs: list[subprocess.Popen[bytes]] = []
     try:
         install(cluster, bin_dir)
-        http, grpc = free_port(), free_port()
+        http, grpc, lane = free_port(), free_port(), free_port()
         base = {k: v for k, v in os.environ.items() if not k.startswith("KLAMBDA_")}
         op_cfg = cluster.kubeconfig_for_service_account(SYSTEM, "klambda-operator", create=False)
         gw_cfg = cluster.kubeconfig_for_service_account(SYSTEM, "klambda-gateway", create=False)
@@ -213,6 +213,7 @@ def main() -> int:
                     **base,
                     "KUBECONFIG": op_cfg,
                     "KLAMBDA_GATEWAY_GRPC_ADDRESS": f"127.0.0.1:{grpc}",
+                    "KLAMBDA_GATEWAY_LANE_ADDRESS": f"127.0.0.1:{lane}",
                 },
                 logs,
             )
@@ -229,6 +230,8 @@ def main() -> int:
                     "KLAMBDA_PORT": str(http),
                     "KLAMBDA_GRPC_HOST": "127.0.0.1",
                     "KLAMBDA_GRPC_PORT": str(grpc),
+                    "KLAMBDA_LANE_HOST": "127.0.0.1",
+                    "KLAMBDA_LANE_PORT": str(lane),
                     "KLAMBDA_STATE_DIR": state,
                     "KLAMBDA_QUEUE_TIMEOUT_SECONDS": "60",
                 },

@@ -24,6 +24,8 @@ from klambda_proto.lane import PREFACE, FrameReader, LaneProtocolError, frame
 
 from klambda_runtime.spec import EnvironmentSpec
 
+LANE_CONNECT_TIMEOUT_S = 2.0
+
 GRPC_OPTIONS = [
     ("grpc.keepalive_time_ms", 300_000),
     ("grpc.enable_retries", 0),
@@ -196,7 +198,9 @@ async def open_stream(spec: EnvironmentSpec) -> Any:
     """The lane when the spec names one and it answers, gRPC otherwise."""
     if spec.lane:
         try:
-            return await LaneStream.open(spec.lane)
-        except (OSError, ValueError):
+            # bounded: a network that drops packets to the lane port must not hold the
+            # agent for the kernel's connect timeout before it tries gRPC
+            return await asyncio.wait_for(LaneStream.open(spec.lane), LANE_CONNECT_TIMEOUT_S)
+        except (OSError, ValueError, TimeoutError):
             pass  # no lane here: the gRPC endpoint is the contract
     return GrpcStream(spec.gateway)
