@@ -252,3 +252,32 @@ async def test_agents_use_the_lane_when_offered(envs: Environments) -> None:
         result = await envs.gateway.invoke(spec.environment_id, b"{}")
         assert json.loads(result.payload) == {"calls": n}
     assert envs.gateway.connections[spec.environment_id].via == "lane"
+
+
+async def test_a_lane_that_never_answers_falls_back_within_seconds(envs: Environments) -> None:
+    """A listener whose accept queue is full drops SYNs (like a firewall dropping packets):
+    the agent gives the lane 2 s, then registers over gRPC."""
+    import socket
+    import time
+
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(0)
+    fillers = []
+    try:
+        for _ in range(4):  # fill the accept queue; later SYNs are dropped
+            c = socket.socket()
+            c.setblocking(False)
+            c.connect_ex(hole.getsockname())
+            fillers.append(c)
+        await asyncio.sleep(0.2)
+        t0 = time.monotonic()
+        spec, _env = await envs.function({"app.py": APP}, lane="127.0.0.1:%d" % hole.getsockname()[1])
+        result = await envs.gateway.invoke(spec.environment_id, b"{}")
+        assert json.loads(result.payload) == {"calls": 1}
+        assert envs.gateway.connections[spec.environment_id].via == "grpc"
+        assert time.monotonic() - t0 < 10
+    finally:
+        for c in fillers:
+            c.close()
+        hole.close()
