@@ -272,7 +272,8 @@ async def test_a_lane_that_never_answers_falls_back_within_seconds(envs: Environ
             fillers.append(c)
         await asyncio.sleep(0.2)
         t0 = time.monotonic()
-        spec, _env = await envs.function({"app.py": APP}, lane="127.0.0.1:%d" % hole.getsockname()[1])
+        lane = f"127.0.0.1:{hole.getsockname()[1]}"
+        spec, _env = await envs.function({"app.py": APP}, lane=lane)
         result = await envs.gateway.invoke(spec.environment_id, b"{}")
         assert json.loads(result.payload) == {"calls": 1}
         assert envs.gateway.connections[spec.environment_id].via == "grpc"
