@@ -77,7 +77,8 @@ class DataPath:
     ) -> asyncio.Future[Outcome]:
         """``invoke`` without a coroutine (raises TooManyRequests at once when admission
         refuses; a queue timeout fails the future with it). ``then`` runs first when the
-        future settles — before the bookkeeping, so the caller's answer goes out first."""
+        future settles, synchronously — before the bookkeeping, so the caller's answer goes out
+        first."""
         fn = target.function
         try:
             lease = self.tracker.acquire(fn, sync=kind == SYNC)
@@ -93,12 +94,11 @@ class DataPath:
             future = self.dispatcher.begin(
                 target.version, invocation, kind=kind,
                 queue_timeout=(self.settings.queue_timeout_seconds
-                               if queue_timeout is None else queue_timeout))
+                               if queue_timeout is None else queue_timeout),
+                listener=then)
         except BaseException:
             self.tracker.release(lease)
             raise
-        if then is not None:
-            future.add_done_callback(then)
         future.add_done_callback(functools.partial(self._settled, target, lease))
         return future
 

@@ -99,6 +99,17 @@ class Pending:
     enqueued_at: float
     future: asyncio.Future[Outcome]
     timer: asyncio.TimerHandle | None = None
+    # called synchronously once the future is settled (before its done callbacks run)
+    listener: Callable[[asyncio.Future[Outcome]], None] | None = None
+
+    def settle(self, outcome: Outcome | None = None, *,
+               error: BaseException | None = None) -> None:
+        if error is not None:
+            self.future.set_exception(error)
+        else:
+            self.future.set_result(outcome)  # type: ignore[arg-type]
+        if self.listener is not None:
+            self.listener(self.future)
 
 
 @dataclass(eq=False)
@@ -185,12 +196,15 @@ class Dispatcher:
     def begin(
         self, version: FunctionVersion, invocation: pb.Invocation, *, kind: str,
         queue_timeout: float,
+        listener: Callable[[asyncio.Future[Outcome]], None] | None = None,
     ) -> asyncio.Future[Outcome]:
         """``invoke`` without a coroutine: the future settles with the outcome (or
-        TooManyRequests); cancelling it withdraws a queued invocation."""
+        TooManyRequests); cancelling it withdraws a queued invocation. ``listener`` is
+        called synchronously when it settles (no loop iteration in between)."""
         pool = self.pool_for(version)
         loop = asyncio.get_running_loop()
-        pending = Pending(invocation, kind, self._clock(), loop.create_future())
+        pending = Pending(invocation, kind, self._clock(), loop.create_future(),
+                          listener=listener)
         env = self._take_idle(pool)
         if env is None:
             (pool.sync_queue if kind == SYNC else pool.async_queue).append(pending)
@@ -228,7 +242,7 @@ class Dispatcher:
             return
         self._forget(pool, pending)
         name = f"{pool.version.function_name}:{pool.version.version}"
-        pending.future.set_exception(TooManyRequests(
+        pending.settle(error=TooManyRequests(
             f"No execution environment of {name} became available within {waited:g} s "
             "(the gateway's queue wait limit): retry later, or raise "
             "KLAMBDA_QUEUE_TIMEOUT_SECONDS / the burst limit",
@@ -379,13 +393,14 @@ class Dispatcher:
                 launched=env.launched_at, registered=env.registered_at, ready=env.ready_at,
                 first=env.invocations == 0, invoke_init_ms=result.init_duration_ms)
         env.invocations += 1
-        if not pending.future.done():
-            pending.future.set_result(Outcome(result, env.environment_id,
-                                              pending.invocation.queued_ms, cold))
+        # the environment's state first: a listener may start the next invocation at once
         if env.state is EnvState.BUSY:
             self._make_idle(env)
         elif env.state is EnvState.DRAINING and env.transport is not None:
             env.transport.close()  # nothing more for it: close the stream
+        if not pending.future.done():
+            pending.settle(Outcome(result, env.environment_id, pending.invocation.queued_ms,
+                                   cold))
 
     def draining(self, env: Environment) -> None:
         """The environment stops taking work (agent SIGTERM or our Shutdown)."""
@@ -465,5 +480,5 @@ class Dispatcher:
                                            message=f"RequestId: {rid} {message}"),
             environment_reset=True,
         )
-        pending.future.set_result(Outcome(result, env.environment_id,
-                                          pending.invocation.queued_ms, None))
+        pending.settle(Outcome(result, env.environment_id, pending.invocation.queued_ms,
+                               None))

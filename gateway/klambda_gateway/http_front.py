@@ -268,7 +268,9 @@ class FrontConnection(asyncio.Protocol):
         if close:
             transport.close()
         elif self.buf:
-            self._next()
+            # pipelined requests: after this one's bookkeeping (its concurrency lease is
+            # released by a callback of the same outcome)
+            asyncio.get_running_loop().call_soon(self._next)
 
     def _hand_over(self) -> None:
         """From this request on, aiohttp serves the connection."""

@@ -167,3 +167,17 @@ def test_many_pipelined_errors_answered_in_order(front: Harness) -> None:
         s.sendall(one * n + f"POST {INVOKE} HTTP/1.1\r\nContent-Length: 2\r\n\r\n{{}}".encode())
         answers = _read_responses(s, n + 1)
     assert [status for status, _, _ in answers] == [404] * n + [200]
+
+
+def test_pipelined_invokes_respect_a_reservation_of_one(platform: Harness) -> None:
+    """The next pipelined request starts only after the previous one's lease is released:
+    a function reserved to 1 answers every pipelined invoke with 200, never 429."""
+    platform.call(lambda: platform.registry.add_function("one", APP, reserved=1))
+    path = "/2015-03-31/functions/one/invocations"
+    with socket.create_connection(("127.0.0.1", platform.platform.http_port), timeout=30) as s:
+        s.sendall(b"".join(
+            f"POST {path} HTTP/1.1\r\nContent-Length: 8\r\n\r\n{{\"i\": {i}}}".encode()
+            for i in range(5)))
+        answers = _read_responses(s, 5)
+    assert [status for status, _, _ in answers] == [200] * 5
+    assert [json.loads(b)["event"]["i"] for _, _, b in answers] == [0, 1, 2, 3, 4]
