@@ -11,7 +11,9 @@ error messages; ``marshal_result`` equals ``json.dumps(..., default=...)`` (Deci
 after a failure half-way);
 the context's environment reader follows every change of ``os.environ``; the context
 object keeps its attributes in their order; ``_X_AMZN_TRACE_ID`` is set and removed in
-``os.environ`` and in the C environment a child process inherits.
+``os.environ`` and in the C environment a child process inherits (also after the function
+set it itself, for values longer than the first buffer, and failing on a NUL byte like
+``os.environ``), and distinct trace ids do not pile up in memory as setenv's copies.
 """
 
 from __future__ import annotations
@@ -328,6 +330,7 @@ def test_context_attributes_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _child_sees() -> str:
+    """What a child process started without ``env=`` (the C environment) has."""
     out = subprocess.run(
         [sys.executable, "-c", "import os; print(os.environ.get('_X_AMZN_TRACE_ID'))"],
         capture_output=True,
@@ -338,22 +341,90 @@ def _child_sees() -> str:
     return out.stdout.strip()
 
 
-def test_trace_id_in_os_environ_and_c_environment() -> None:
+@pytest.fixture
+def trace_env_restored() -> Iterator[None]:
     saved = os.environ.get("_X_AMZN_TRACE_ID")
-    try:
-        bootstrap._trace_env.set("Root=1-abc;Sampled=1")
-        assert os.environ["_X_AMZN_TRACE_ID"] == "Root=1-abc;Sampled=1"
-        assert _child_sees() == "Root=1-abc;Sampled=1"
-        bootstrap._trace_env.set("Root=1-def")
-        assert os.environ["_X_AMZN_TRACE_ID"] == "Root=1-def"
-        assert _child_sees() == "Root=1-def"
-        bootstrap._trace_env.set(None)
-        assert "_X_AMZN_TRACE_ID" not in os.environ
-        assert _child_sees() == "None"
-        bootstrap._trace_env.set("")  # absent stays absent
-        assert "_X_AMZN_TRACE_ID" not in os.environ
-    finally:
-        if saved is None:
-            os.environ.pop("_X_AMZN_TRACE_ID", None)
-        else:
-            os.environ["_X_AMZN_TRACE_ID"] = saved
+    yield
+    if saved is None:
+        os.environ.pop("_X_AMZN_TRACE_ID", None)
+    else:
+        os.environ["_X_AMZN_TRACE_ID"] = saved
+
+
+@pytest.mark.usefixtures("trace_env_restored")
+def test_trace_id_in_os_environ_and_c_environment() -> None:
+    set_trace = bootstrap._trace_env.set
+    set_trace("Root=1-abc;Sampled=1")
+    assert os.environ["_X_AMZN_TRACE_ID"] == "Root=1-abc;Sampled=1"
+    assert _child_sees() == "Root=1-abc;Sampled=1"
+    set_trace("Root=1-def")  # shorter: nothing of the previous value is left
+    assert os.environ["_X_AMZN_TRACE_ID"] == "Root=1-def"
+    assert _child_sees() == "Root=1-def"
+    set_trace(None)
+    assert "_X_AMZN_TRACE_ID" not in os.environ
+    assert _child_sees() == "None"
+    set_trace("")  # absent stays absent
+    assert "_X_AMZN_TRACE_ID" not in os.environ
+    set_trace("Root=1-back")
+    assert _child_sees() == "Root=1-back"
+    # the function sets it itself, then the next invocation's value wins again
+    os.environ["_X_AMZN_TRACE_ID"] = "by-the-function"
+    assert _child_sees() == "by-the-function"
+    set_trace("Root=1-next")
+    assert os.environ["_X_AMZN_TRACE_ID"] == "Root=1-next"
+    assert _child_sees() == "Root=1-next"
+    long_value = "Root=1-" + "x" * 3000  # beyond the first buffer
+    set_trace(long_value)
+    assert os.environ["_X_AMZN_TRACE_ID"] == long_value
+    assert _child_sees() == long_value
+    set_trace("caf\u00e9")
+    assert _child_sees() == "caf\u00e9"
+
+
+@pytest.mark.usefixtures("trace_env_restored")
+def test_trace_id_with_a_nul_byte_fails_like_os_environ() -> None:
+    with pytest.raises(ValueError, match="embedded null byte") as expected:
+        os.environ["_X_AMZN_TRACE_ID"] = "a\0b"
+    with pytest.raises(ValueError, match="embedded null byte") as got:
+        bootstrap._trace_env.set("a\0b")
+    assert str(got.value) == str(expected.value)
+
+
+LEAK_PROBE = """
+import os, sys
+from klambda_runtime.pyruntime import bootstrap
+
+def rss_kb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGESIZE") // 1024
+
+values = [f"Root=1-5bef4de7-{i:024x};Parent=9a9197af755a6419;Sampled=1" for i in range(50000)]
+set_trace = bootstrap._trace_env.set
+if sys.argv[1] == "os.environ":
+    def set_trace(value):
+        os.environ["_X_AMZN_TRACE_ID"] = value
+set_trace(values[0])
+before = rss_kb()
+for value in values:
+    set_trace(value)
+print(rss_kb() - before)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc's setenv and /proc")
+def test_trace_ids_do_not_accumulate_in_memory() -> None:
+    """50,000 distinct trace ids: setenv (os.environ) keeps a copy of each (~7 MB);
+    the runtime's own buffer does not grow."""
+
+    def growth_kb(how: str) -> int:
+        out = subprocess.run(
+            [sys.executable, "-c", LEAK_PROBE, how],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return int(out.stdout)
+
+    assert growth_kb("os.environ") > 3000  # what the runtime did before
+    assert growth_kb("runtime") < 1000
