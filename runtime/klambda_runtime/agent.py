@@ -102,7 +102,7 @@ class Agent:
     async def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._loop.add_signal_handler(sig, self.drain)
-        log.debug("t=%.6f loop running", time.monotonic())
+        log.debug("t=%.6f cpu=%.6f loop running", time.monotonic(), time.process_time())
         # Dial the gateway while the runtime initialises: the two overlap.
         connection = self._loop.create_task(self._connect_loop())
         worker = self._loop.create_task(self._worker())
@@ -220,7 +220,7 @@ class Agent:
         from klambda_runtime.streams import open_stream
 
         spec = self.spec
-        log.debug("t=%.6f dialing", time.monotonic())
+        log.debug("t=%.6f cpu=%.6f dialing", time.monotonic(), time.process_time())
         stream = await open_stream(spec)
         ready_task: asyncio.Task[None] | None = None
         registered = False
@@ -241,7 +241,7 @@ class Agent:
             except TimeoutError:
                 log.warning("the gateway did not answer Register in time; reconnecting")
                 return False
-            log.debug("t=%.6f registered (%s)", time.monotonic(), stream.kind)
+            log.debug("t=%.6f cpu=%.6f registered (%s)", time.monotonic(), time.process_time(), stream.kind)
             if first is None or first.WhichOneof("kind") != "registered":
                 return False
             registered = True
@@ -338,7 +338,7 @@ class Agent:
                 ready.init_duration_ms = outcome.duration_ms
         self._ready_sent_once = True
         await self._send(call, pb.AgentMessage(ready=ready))
-        log.debug("t=%.6f ready sent", time.monotonic())
+        log.debug("t=%.6f cpu=%.6f ready sent", time.monotonic(), time.process_time())
 
     async def _worker(self) -> None:
         from klambda_proto import environment_pb2 as pb

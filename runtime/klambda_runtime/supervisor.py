@@ -156,7 +156,7 @@ class Supervisor:
         read_fd, write_fd = os.pipe()
         os.set_blocking(read_fd, False)
         started = self._loop.time()
-        _log.debug("t=%.6f launching runtime", time.monotonic())
+        _log.debug("t=%.6f cpu=%.6f launching runtime", time.monotonic(), time.process_time())
         try:
             if (
                 is_builtin_python(self.spec.runtime)
@@ -289,7 +289,7 @@ class Supervisor:
             self._first_ready.set_result(outcome)
 
     def runtime_ready(self) -> None:
-        _log.debug("t=%.6f runtime ready", time.monotonic())
+        _log.debug("t=%.6f cpu=%.6f runtime ready", time.monotonic(), time.process_time())
         gen = self.gen
         if gen is not None:
             self._init_done(gen, InitOutcome(self._ms_since(gen.started)))
