@@ -41,6 +41,11 @@ class FrameReader:
 
     def feed(self, data: bytes) -> list[bytes]:
         buf = self._buf
+        if not buf and not self._want_preface and len(data) >= HEADER_SIZE:
+            # the common case: exactly one whole frame in one read, nothing buffered
+            compressed, length = _HEADER.unpack_from(data)
+            if not compressed and len(data) == HEADER_SIZE + length <= MAX_MESSAGE:
+                return [data[HEADER_SIZE:]]
         buf += data
         if self._want_preface:
             if len(buf) < len(PREFACE):

@@ -500,7 +500,10 @@ def _invocation_id(path: bytes) -> str:
     parts = path.split(b"?", 1)[0].split(b"/")
     # ['', '2018-06-01', 'runtime', 'invocation', id, kind]
     if len(parts) == 6 and parts[3] == b"invocation" and parts[5] in (b"response", b"error"):
+        raw = parts[4].decode("utf-8", "replace")
+        if "%" not in raw:
+            return raw
         from urllib.parse import unquote
 
-        return unquote(parts[4].decode("utf-8", "replace"))
+        return unquote(raw)
     return ""
