@@ -135,7 +135,7 @@ class RuntimeClient:
             where = f"{method} {path % request_id if request_id else path}"
             raise RuntimeApiUnavailable(f"{where}: a /next is still outstanding")
         for attempt in (1, 2):
-            sock = self._connect()
+            sock = self._sock or self._connect()
             try:
                 sock.sendall(data)
                 self._next_sent = then_next
