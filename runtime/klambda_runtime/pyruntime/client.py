@@ -29,7 +29,7 @@ class RuntimeApiUnavailable(Exception):
 @dataclass(slots=True)
 class Response:
     status: int
-    headers: dict[str, str]  # lower-case names
+    headers: dict[str, str]  # lower-case names; read-only (remembered heads share theirs)
     body: bytes
 
 
