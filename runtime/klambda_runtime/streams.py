@@ -62,14 +62,14 @@ class GrpcStream:
 
         self._eof = grpc.aio.EOF
         self._channel = grpc.aio.insecure_channel(address, options=GRPC_OPTIONS)
-        self._call = pb_grpc.EnvironmentGatewayStub(self._channel).Connect()
+        self._call = pb_grpc.EnvironmentGatewayStub(self._channel).Connect()  # type: ignore[no-untyped-call]
 
     async def write(self, message: pb.AgentMessage) -> None:
         await self._call.write(message)
 
     async def read(self) -> pb.GatewayMessage | None:
         message = await self._call.read()
-        return None if message is self._eof else message  # type: ignore[no-any-return]
+        return None if message is self._eof else message
 
     async def listen(self, handler: Handler) -> None:
         while (message := await self.read()) is not None:
