@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 from collections import OrderedDict
 from typing import Protocol, cast
@@ -136,18 +137,33 @@ class RuntimeApi:
         self.address = ""
         self._server: asyncio.base_events.Server | None = None
         self._sock: socket.socket | None = None
+        self._unix_sock: socket.socket | None = None
+        self._unix_server: asyncio.base_events.Server | None = None
+        self.unix_address = ""
         self._answered: OrderedDict[str, None] = OrderedDict()
         self.reset()
 
     def bind(self, host: str = "127.0.0.1") -> str:
-        """Reserve the listening socket (synchronously: the runtime may be started at once
-        and its first connection waits in the backlog until :meth:`start`)."""
+        """Reserve the listening sockets (synchronously: the runtime may be started at once
+        and its first connection waits in the backlog until :meth:`start`): TCP (what
+        ``AWS_LAMBDA_RUNTIME_API`` names, for every runtime) and an abstract Unix socket
+        (``unix_address``, ``@name``: the built-in runtimes the agent forks use it)."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind((host, 0))
         sock.listen(16)
         sock.setblocking(False)
         self._sock = sock
         self.address = f"{host}:{sock.getsockname()[1]}"
+        try:
+            unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            name = f"klambda-rtapi-{os.getpid()}-{sock.getsockname()[1]}"
+            unix.bind("\0" + name)
+            unix.listen(16)
+            unix.setblocking(False)
+            self._unix_sock = unix
+            self.unix_address = "@" + name
+        except OSError:  # no abstract sockets here: TCP only
+            self.unix_address = ""
         return self.address
 
     async def start(self) -> str:
@@ -156,12 +172,19 @@ class RuntimeApi:
         assert self._sock is not None
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: _Connection(self), sock=self._sock)
+        if self._unix_sock is not None:
+            self._unix_server = await loop.create_unix_server(
+                lambda: _Connection(self), sock=self._unix_sock
+            )
         return self.address
 
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
             self._server = None
+        if self._unix_server is not None:
+            self._unix_server.close()
+            self._unix_server = None
 
     def reset(self) -> None:
         """A new runtime process: nothing delivered, init not finished."""

@@ -99,6 +99,7 @@ class RuntimeStart:
                         "cwd": self.spec.code_dir,
                         "sys_path": imports["front"],
                         "provided": imports["provided"],
+                        "api_unix": self.api.unix_address,
                     },
                     [write_fd],
                 )

@@ -89,7 +89,9 @@ def runtime_child_main(
     isolation.isolate(front=message.get("sys_path", []), provided=message.get("provided", []))
     if gate >= 0:
         wait_gate(gate)
-    return bootstrap.run(env["AWS_LAMBDA_RUNTIME_API"], env.get("_HANDLER", ""))
+    return bootstrap.run(
+        env["AWS_LAMBDA_RUNTIME_API"], env.get("_HANDLER", ""), unix=message.get("api_unix", "")
+    )
 
 
 def start_runtime_template() -> tuple[socket.socket, int]:

@@ -282,3 +282,23 @@ async def test_a_lane_that_never_answers_falls_back_within_seconds(envs: Environ
         for c in fillers:
             c.close()
         hole.close()
+
+
+UNIX_PROBE = """
+import os
+def handler(event, context):
+    port = os.environ["AWS_LAMBDA_RUNTIME_API"].rsplit(":", 1)[1]
+    with open("/proc/net/unix") as f:
+        names = [line.split()[-1] for line in f if "klambda-rtapi-" in line]
+    return [n for n in names if n.endswith("-" + port)]
+"""
+
+
+async def test_forked_builtin_runtimes_use_the_unix_runtime_api(envs: Environments) -> None:
+    """AWS_LAMBDA_RUNTIME_API stays host:port (every runtime can use it); the runtimes the
+    agent forks talk to the same API over its abstract Unix socket: listener + connection."""
+    spec, _env = await envs.function({"app.py": UNIX_PROBE})
+    result = await envs.gateway.invoke(spec.environment_id, b"{}")
+    names = json.loads(result.payload)
+    assert len(names) >= 2 and len(set(names)) == 1, names  # listener + accepted socket
+    assert names[0].startswith("@klambda-rtapi-")

@@ -228,10 +228,10 @@ def _invoke(
         _check(client.post_response(request_id, body, content_type), "response")
 
 
-def run(address: str, handler_name: str) -> int:
+def run(address: str, handler_name: str, *, unix: str = "") -> int:
     """Serve invocations until the agent goes away; the exit status of the runtime."""
     _prepare_streams()
-    client = RuntimeClient(address)
+    client = RuntimeClient(address, unix=unix)
     try:
         handler = _init(client, handler_name)
         if handler is None:

@@ -58,9 +58,13 @@ def _post_template(*, host: str, path: str, headers: str, then: bytes) -> bytes:
 
 
 class RuntimeClient:
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, *, unix: str = "") -> None:
+        """``address``: AWS_LAMBDA_RUNTIME_API (host:port). ``unix``: the same API on a Unix
+        socket (``@name`` = abstract), which the agent offers to the runtimes it forks:
+        the same HTTP bytes, less kernel work per message than loopback TCP."""
         host, _, port = address.rpartition(":")
         self._addr = (host or "127.0.0.1", int(port))
+        self._unix = "\0" + unix[1:] if unix.startswith("@") else unix
         self._sock: socket.socket | None = None
         self._buf = b""
         # A /next already sent behind the last response/error post (HTTP/1.1 pipelining):
@@ -91,10 +95,18 @@ class RuntimeClient:
     def _connect(self) -> socket.socket:
         if self._sock is None:
             try:
-                sock = socket.create_connection(self._addr)
+                if self._unix:
+                    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    try:
+                        sock.connect(self._unix)
+                    except OSError:
+                        sock.close()
+                        raise
+                else:
+                    sock = socket.create_connection(self._addr)
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError as exc:
                 raise RuntimeApiUnavailable(str(exc)) from exc
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._sock = sock
             self._buf = b""
         return self._sock
