@@ -1,7 +1,7 @@
 """The gateway alone: the same warm round trip and throughput as gateway_roundtrip.py, but
 every environment is a *null agent* (a tiny process speaking the proto that answers each
 Invocation at once, no runtime behind it). Separates the gateway's own cost (HTTP +
-resolve + admission + dispatch + one gRPC hop) from the environment's.
+resolve + admission + dispatch + one hop on the lane) from the environment's.
 
     .venv/bin/python bench/gateway_null_env.py [--requests 2000] [--concurrency 8]
     (internally re-runs itself with ``--serve PORT`` as the platform process)
@@ -23,25 +23,25 @@ from gateway_common import Server, free_port, pct, start_hello, summary
 from gateway_roundtrip import latency, throughput
 
 NULL_AGENT = r"""
-import asyncio, os, grpc
-from klambda_proto import environment_pb2 as pb, environment_pb2_grpc as pbg
+import asyncio, os
+from klambda_proto import environment_pb2 as pb
 from klambda_runtime.spec import EnvironmentSpec
+from klambda_runtime.streams import open_stream
 async def main():
     spec = EnvironmentSpec.from_env(os.environ)
-    async with grpc.aio.insecure_channel(spec.gateway) as ch:
-        call = pbg.EnvironmentGatewayStub(ch).Connect()
-        await call.write(pb.AgentMessage(register=pb.Register(
-            namespace=spec.namespace, function_name=spec.function_name, version=spec.version,
-            environment_id=spec.environment_id, initialization_type=spec.initialization_type)))
-        await call.read()
-        await call.write(pb.AgentMessage(ready=pb.Ready(init_duration_ms=0.1)))
-        while True:
-            msg = await call.read()
-            if msg is grpc.aio.EOF or msg.WhichOneof("kind") == "shutdown":
-                return
-            inv = msg.invocation
-            await call.write(pb.AgentMessage(result=pb.Result(
-                request_id=inv.request_id, payload=b'{"ok": true}', duration_ms=0.01)))
+    stream = await open_stream(spec)  # the lane when the gateway offers one, else gRPC
+    await stream.write(pb.AgentMessage(register=pb.Register(
+        namespace=spec.namespace, function_name=spec.function_name, version=spec.version,
+        environment_id=spec.environment_id, initialization_type=spec.initialization_type)))
+    await stream.read()
+    await stream.write(pb.AgentMessage(ready=pb.Ready(init_duration_ms=0.1)))
+    while True:
+        msg = await stream.read()
+        if msg is None or msg.WhichOneof("kind") == "shutdown":
+            return
+        inv = msg.invocation
+        await stream.write(pb.AgentMessage(result=pb.Result(
+            request_id=inv.request_id, payload=b'{"ok": true}', duration_ms=0.01)))
 asyncio.run(main())
 """
 
