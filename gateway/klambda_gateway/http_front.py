@@ -177,9 +177,13 @@ class HttpFront:
             conn.abort()
 
 
-class FrontConnection(asyncio.Protocol):
+class FrontConnection(asyncio.BufferedProtocol):
+    """Reads into one preallocated buffer (no 256 KiB ``bytes`` per read); after a hand-over
+    aiohttp's handler (a plain protocol) owns the connection."""
+
     def __init__(self, front: HttpFront) -> None:
         self.front = front
+        self._view = memoryview(bytearray(64 * 1024))
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
         self.busy = False  # a request is being served; later ones wait in ``buf``
@@ -198,6 +202,14 @@ class FrontConnection(asyncio.Protocol):
         self.transport = None
         if self.pending is not None:
             self.pending.cancel()  # the caller is gone (like aiohttp's handler cancellation)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.buf += self._view[:nbytes]
+        if not self.busy:
+            self._next()
 
     def data_received(self, data: bytes) -> None:
         self.buf += data

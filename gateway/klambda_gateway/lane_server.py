@@ -43,9 +43,12 @@ class LaneTransport:
         self._transport.close()
 
 
-class LaneConnection(asyncio.Protocol):
+class LaneConnection(asyncio.BufferedProtocol):
+    """Reads into one preallocated buffer (no 256 KiB ``bytes`` per read)."""
+
     def __init__(self, dispatcher: Dispatcher) -> None:
         self._dispatcher = dispatcher
+        self._view = memoryview(bytearray(64 * 1024))
         self._reader = FrameReader(preface=True)
         self._session: EnvironmentSession | None = None
         self._transport: asyncio.Transport | None = None
@@ -57,6 +60,12 @@ class LaneConnection(asyncio.Protocol):
         if sock is not None and sock.family != socket.AF_UNIX:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._session = EnvironmentSession(self._dispatcher, LaneTransport(transport))
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(bytes(self._view[:nbytes]))
 
     def data_received(self, data: bytes) -> None:
         session, transport = self._session, self._transport
