@@ -306,7 +306,7 @@ class Agent:
         stream = self._call
         if stream is not None and session == self._session:
             try:
-                stream.write_nowait(pb.AgentMessage(result=_result_message(pb, outcome)))
+                stream.write_nowait(_result_message(pb, outcome))
             except ConnectionError as exc:
                 log.debug("write failed: %s", exc)
         else:
@@ -355,7 +355,7 @@ class Agent:
                 result = agent_failure_result(inv.request_id, exc)
             call = self._call
             if call is not None and session == self._session:
-                await self._send(call, pb.AgentMessage(result=_result_message(pb, result)))
+                await self._send(call, _result_message(pb, result))
             else:
                 log.warning(
                     "result of %s dropped: the gateway stream it came on is gone", inv.request_id
@@ -394,18 +394,26 @@ def agent_failure_result(request_id: str, exc: BaseException) -> InvocationResul
 
 
 def _result_message(pb: Any, r: InvocationResult) -> Any:
-    return pb.Result(
-        request_id=r.request_id,
-        payload=r.payload,
-        function_error=r.function_error,
-        error_type=r.error_type,
-        duration_ms=r.duration_ms,
-        billed_duration_ms=r.billed_duration_ms,
-        max_memory_used_mb=r.max_memory_used_mb,
-        init_duration_ms=r.init_duration_ms,
-        log_tail=r.log_tail,
-        environment_reset=r.environment_reset,
-    )
+    """The AgentMessage carrying ``r`` (fields set in place: half the cost of building a
+    Result and copying it into the envelope)."""
+    message = pb.AgentMessage()
+    m = message.result
+    m.request_id = r.request_id
+    m.payload = r.payload
+    if r.function_error:
+        m.function_error = r.function_error
+    if r.error_type:
+        m.error_type = r.error_type
+    m.duration_ms = r.duration_ms
+    m.billed_duration_ms = r.billed_duration_ms
+    m.max_memory_used_mb = r.max_memory_used_mb
+    if r.init_duration_ms:
+        m.init_duration_ms = r.init_duration_ms
+    if r.log_tail:
+        m.log_tail = r.log_tail
+    if r.environment_reset:
+        m.environment_reset = True
+    return message
 
 
 async def _serve(spec: EnvironmentSpec, settings: AgentSettings, template: Any) -> int:
