@@ -391,7 +391,10 @@ class Dispatcher:
             cold = cold_start_phases(
                 enqueued=pending.enqueued_at, dispatched=env.current_started,
                 launched=env.launched_at, registered=env.registered_at, ready=env.ready_at,
-                first=env.invocations == 0, invoke_init_ms=result.init_duration_ms)
+                first=env.invocations == 0,
+                # a first invocation's Init Duration is the init before Ready, already
+                # the init phase; later ones (after a reset) ran their init inside
+                invoke_init_ms=result.init_duration_ms if env.invocations else 0.0)
         env.invocations += 1
         # the environment's state first: a listener may start the next invocation at once
         if env.state is EnvState.BUSY:

@@ -181,3 +181,28 @@ def test_cold_start_phases_are_disjoint() -> None:
     c = cold_start_phases(enqueued=5.0, dispatched=5.0, launched=1.0, registered=1.01,
                           ready=1.03, first=False, invoke_init_ms=80.0)
     assert (c.queue_ms, c.start_ms, c.init_ms) == (0, 0, 80.0)
+
+
+async def test_first_invocation_phases_add_up_to_the_wait() -> None:
+    """The first Result of an on-demand environment carries its Init Duration (for the
+    REPORT line); that init happened before Ready and is counted once."""
+    now = [10.0]
+    d = Dispatcher(clock=lambda: now[0])
+    d.add_starting(FV, "e1", provisioned=False)  # launched at 10.0
+    task = invoke(d, "r1")
+    await asyncio.sleep(0)
+    now[0] = 10.010
+    transport = RecordingTransport()
+    env = d.connected(pb.Register(namespace="default", function_name="f", version="$LATEST",
+                                  environment_id="e1"), transport)
+    assert env is not None
+    now[0] = 10.030
+    d.ready(env, pb.Ready(init_duration_ms=20.0))  # dispatched now: waited 30 ms
+    d.flush_now(env)  # as the lane session does after each message
+    assert sent(transport) == ["r1"]
+    now[0] = 10.031
+    d.result(env, pb.Result(request_id="r1", init_duration_ms=20.0))
+    cold = (await task).cold
+    assert cold is not None
+    assert (round(cold.queue_ms, 3), round(cold.start_ms, 3), round(cold.init_ms, 3)) == (
+        0, 10, 20)
