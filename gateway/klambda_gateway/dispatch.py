@@ -109,7 +109,10 @@ class Pending:
         else:
             self.future.set_result(outcome)  # type: ignore[arg-type]
         if self.listener is not None:
-            self.listener(self.future)
+            try:
+                self.listener(self.future)
+            except Exception:  # the caller's bug must not break the environment's stream
+                log.exception("answering invocation %s failed", self.invocation.request_id)
 
 
 @dataclass(eq=False)

@@ -300,24 +300,27 @@ class Agent:
     ) -> None:
         from klambda_proto import environment_pb2 as pb
 
-        if isinstance(outcome, BaseException):
-            log.error("invocation %s failed inside the agent", inv.request_id, exc_info=outcome)
-            outcome = agent_failure_result(inv.request_id, outcome)
-        stream = self._call
-        if stream is not None and session == self._session:
-            try:
-                stream.write_nowait(_result_message(pb, outcome))
-            except ConnectionError as exc:
-                log.debug("write failed: %s", exc)
-        else:
-            log.warning("result of %s dropped: the gateway stream it came on is gone",
-                        inv.request_id)
-        self.supervisor.flush_log_soon()  # END + REPORT reach the log after the result left
-        self._fast_busy = False
-        self._fast_idle.set()
-        if not self._busy and self._inbox.empty():
-            self._idle.set()
-        self._maybe_finish()
+        try:
+            if isinstance(outcome, BaseException):
+                log.error("invocation %s failed inside the agent", inv.request_id,
+                          exc_info=outcome)
+                outcome = agent_failure_result(inv.request_id, outcome)
+            stream = self._call
+            if stream is not None and session == self._session:
+                try:
+                    stream.write_nowait(_result_message(pb, outcome))
+                except ConnectionError as exc:
+                    log.debug("write failed: %s", exc)
+            else:
+                log.warning("result of %s dropped: the gateway stream it came on is gone",
+                            inv.request_id)
+            self.supervisor.flush_log_soon()  # END + REPORT reach the log after the Result
+        finally:  # whatever happened, the environment is free again
+            self._fast_busy = False
+            self._fast_idle.set()
+            if not self._busy and self._inbox.empty():
+                self._idle.set()
+            self._maybe_finish()
 
     async def _send_ready(self, call: Any) -> None:
         from klambda_proto import environment_pb2 as pb

@@ -346,7 +346,10 @@ class Supervisor(RuntimeStart):
                 )
             except Exception as exc:  # noqa: BLE001 - reported as the invocation's error
                 result = exc
-            done(result)
+            try:
+                done(result)
+            except Exception:  # noqa: BLE001 - never into the Runtime API's protocol (it would hang up)
+                _log.exception("delivering the result of %s failed", inv.request_id)
 
         timer = self._begin(inv, gen, _Immediate(finished))
         return True
