@@ -21,6 +21,15 @@ from klambda_gateway.registry import Registry
 from klambda_gateway.routing import Resolution, resolve
 from klambda_gateway.settings import GatewaySettings
 
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+
+
+def request_id() -> str:
+    """A random (version 4) UUID as text, like Lambda's request ids; not a secret, so the
+    fast PRNG (0.7 µs instead of uuid4's 2.5 µs and a getrandom call per request)."""
+    h = f"{random.getrandbits(128):032x}"
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+
 
 def trace_id(now: float) -> str:
     """An X-Ray style trace header value for one invocation (not a secret: fast PRNG)."""

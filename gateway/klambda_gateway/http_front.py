@@ -22,7 +22,6 @@ import http
 import logging
 import socket
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any, cast
 from urllib.parse import parse_qs, unquote
@@ -30,6 +29,7 @@ from urllib.parse import parse_qs, unquote
 from klambda_gateway.arn import parse_function_name
 from klambda_gateway.async_worker import AsyncWorker
 from klambda_gateway.datapath import DataPath
+from klambda_gateway.datapath import request_id as new_request_id
 from klambda_gateway.dispatch import SYNC
 from klambda_gateway.errors import InvokeError, ServiceError
 from klambda_gateway.invoke_api import (
@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 PREFIX = b"/2015-03-31/functions/"
 SUFFIX = b"/invocations"
 MAX_HEAD = 16 * 1024  # larger heads go to aiohttp, which answers them properly
+_PHRASES = {s.value: s.phrase for s in http.HTTPStatus}
 
 
 def parse_head(raw: bytes) -> tuple[bytes, bytes, bytes, dict[str, str]] | None:
@@ -88,7 +89,7 @@ def invoke_target(target: bytes) -> tuple[str, str | None] | None:
 def render(reply: Reply, *, date: str, close: bool) -> bytes:
     """Pure: the HTTP/1.1 bytes of one reply."""
     status = reply.status
-    lines = [f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}"]
+    lines = [f"HTTP/1.1 {status} {_PHRASES.get(status) or http.HTTPStatus(status).phrase}"]
     lines += [f"{name}: {value}" for name, value in reply.headers.items()]
     if status != 204:
         lines.append(f"Content-Length: {len(reply.body)}")
@@ -129,7 +130,7 @@ class HttpFront:
 
         RequestResponse runs without a task: parse, admit and dispatch now, answer from
         the outcome's callback. Event and DryRun take ``run_invoke`` in a task."""
-        request_id = str(uuid.uuid4())
+        request_id = new_request_id()
         dp = self.datapath
         try:
             kind, tail = request_kind(headers, legacy_async=False)

@@ -11,7 +11,6 @@ import base64
 import binascii
 import json
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -21,6 +20,7 @@ from klambda_gateway.arn import FunctionRef, parse_function_name
 from klambda_gateway.async_store import AsyncEvent
 from klambda_gateway.async_worker import AsyncWorker
 from klambda_gateway.datapath import DataPath
+from klambda_gateway.datapath import request_id as new_request_id
 from klambda_gateway.dispatch import SYNC, Outcome
 from klambda_gateway.errors import (
     InvalidParameterValue,
@@ -194,7 +194,7 @@ async def handle_invoke_async(request: web.Request) -> web.StreamResponse:
 
 
 async def _guarded(request: web.Request, *, legacy_async: bool) -> Reply:
-    request_id = str(uuid.uuid4())
+    request_id = new_request_id()
     try:
         dp = request.app[DATAPATH]
         kind, tail = request_kind(request.headers, legacy_async=legacy_async)

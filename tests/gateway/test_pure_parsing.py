@@ -155,3 +155,16 @@ def test_client_context_errors_say_what_is_wrong(header: str, says: str) -> None
     with pytest.raises(InvalidRequestContent) as info:
         decode_client_context(header)
     assert says in str(info.value) and not str(info.value).endswith("Error")
+
+
+def test_request_ids_are_random_version_4_uuids() -> None:
+    import uuid
+
+    from klambda_gateway.datapath import request_id
+
+    ids = [request_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids[:200]:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
