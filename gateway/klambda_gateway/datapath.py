@@ -96,15 +96,19 @@ class DataPath:
                                    resource=target.resource, reason=exc.reason)
             raise
         try:
-            invocation = pb.Invocation(
-                request_id=request_id, payload=payload,
-                invoked_function_arn=target.invoked_arn, client_context=client_context,
-                trace_id=trace_id(time.time()))
+            envelope = pb.GatewayMessage()
+            invocation = envelope.invocation  # filled in place: sent without a copy
+            invocation.request_id = request_id
+            invocation.payload = payload
+            invocation.invoked_function_arn = target.invoked_arn
+            if client_context:
+                invocation.client_context = client_context
+            invocation.trace_id = trace_id(time.time())
             future = self.dispatcher.begin(
                 target.version, invocation, kind=kind,
                 queue_timeout=(self.settings.queue_timeout_seconds
                                if queue_timeout is None else queue_timeout),
-                listener=then)
+                listener=then, envelope=envelope)
         except BaseException:
             self.tracker.release(lease)
             raise

@@ -101,6 +101,7 @@ class Pending:
     timer: asyncio.TimerHandle | None = None
     # called synchronously once the future is settled (before its done callbacks run)
     listener: Callable[[asyncio.Future[Outcome]], None] | None = None
+    envelope: pb.GatewayMessage | None = None  # holds ``invocation`` (no copy when sent)
 
     def settle(self, outcome: Outcome | None = None, *,
                error: BaseException | None = None) -> None:
@@ -200,6 +201,7 @@ class Dispatcher:
         self, version: FunctionVersion, invocation: pb.Invocation, *, kind: str,
         queue_timeout: float,
         listener: Callable[[asyncio.Future[Outcome]], None] | None = None,
+        envelope: pb.GatewayMessage | None = None,
     ) -> asyncio.Future[Outcome]:
         """``invoke`` without a coroutine: the future settles with the outcome (or
         TooManyRequests); cancelling it withdraws a queued invocation. ``listener`` is
@@ -207,7 +209,7 @@ class Dispatcher:
         pool = self.pool_for(version)
         loop = asyncio.get_running_loop()
         pending = Pending(invocation, kind, self._clock(), loop.create_future(),
-                          listener=listener)
+                          listener=listener, envelope=envelope)
         env = self._take_idle(pool)
         if env is None:
             (pool.sync_queue if kind == SYNC else pool.async_queue).append(pending)
@@ -282,7 +284,7 @@ class Dispatcher:
         timeout = pool.version.timeout if pool is not None else 900
         pending.timer = asyncio.get_running_loop().call_later(
             timeout + OVERDUE_GRACE_SECONDS, self._overdue, env, pending)
-        env.outbox.append(pb.GatewayMessage(invocation=pending.invocation))
+        env.outbox.append(pending.envelope or pb.GatewayMessage(invocation=pending.invocation))
 
     async def flush(self, env: Environment) -> None:
         """Write what was decided for ``env`` (in order); called by the awaiting side."""
