@@ -52,9 +52,9 @@ class _EnvironmentCollector:
                                  "Busy provisioned environments / provisioned concurrency",
                                  labels=["namespace", "function", "version"])
         streams = GaugeMetricFamily("klambda_environment_streams",
-                                    "Connected environments by stream transport (lane or grpc)",
+                                    "Connected environments by stream transport (lane, grpc, embedded)",
                                     labels=["transport"])
-        by_transport = {"lane": 0, "grpc": 0}
+        by_transport = {"lane": 0, "grpc": 0, "embedded": 0}
         targets = self._provisioned() if self._provisioned else {}
         for key, pool in list(self._dispatcher.pools.items()):
             ns, fn, version, _ = key

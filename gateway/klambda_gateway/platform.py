@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiohttp import web
+from klambda_runtime.embedded import EmbeddedLauncher
+from klambda_runtime.launcher import ZygoteLauncher
 
 from klambda_gateway.admission import ConcurrencyLimits
 from klambda_gateway.async_store import AsyncEventStore, SQLiteEventStore
@@ -20,6 +22,7 @@ from klambda_gateway.async_worker import AsyncWorker
 from klambda_gateway.concurrency import ConcurrencyTracker
 from klambda_gateway.datapath import DataPath
 from klambda_gateway.dispatch import Dispatcher
+from klambda_gateway.embedded_link import connector
 from klambda_gateway.grpc_server import start_grpc_server
 from klambda_gateway.http_front import HttpFront
 from klambda_gateway.invoke_api import DATAPATH, WORKER, invoke_routes
@@ -107,8 +110,12 @@ class Platform:
         if self._scaler_factory is not None:
             self.scaler = self._scaler_factory(address, self.dispatcher)
         else:
+            launcher = self._launcher
+            if s.embedded_environments and isinstance(launcher, ZygoteLauncher):
+                # the agent's code in this process: the runtime is the only other one
+                launcher = EmbeddedLauncher(launcher, connect=connector(self.dispatcher))
             self.scaler = LocalScaler(
-                self._launcher, gateway_address=address, lane_address=lane_address,
+                launcher, gateway_address=address, lane_address=lane_address,
                 logs_dir=s.logs_dir,
                 region=s.region, account_id=s.account_id,
                 stop_grace_seconds=s.stop_grace_seconds,

@@ -31,6 +31,9 @@ class GatewaySettings:
     # enabled (EnvironmentSpec.lane), gRPC otherwise. lane_host "unix": an abstract Unix
     # socket (cheapest; environments on this machine), else a TCP host (lane_port 0 = any)
     lane_enabled: bool = True
+    # local environments run their agent's code in this process (klambda_runtime.embedded):
+    # the runtime is their only process; false: an agent process per environment
+    embedded_environments: bool = True
     lane_host: str = "unix"
     lane_port: int = 0
     state_dir: str = ".klambda"

@@ -27,6 +27,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from klambda_runtime import grpc_env
@@ -76,11 +77,21 @@ def validate(spec: EnvironmentSpec) -> None:
 
 class Agent:
     def __init__(
-        self, spec: EnvironmentSpec, settings: AgentSettings, supervisor: Supervisor
+        self,
+        spec: EnvironmentSpec,
+        settings: AgentSettings,
+        supervisor: Supervisor,
+        *,
+        stream_factory: Callable[[EnvironmentSpec], Awaitable[Any]] | None = None,
+        signals: bool = True,
     ) -> None:
+        """``stream_factory`` opens the stream to the gateway (default: the lane or gRPC,
+        ``streams.open_stream``); ``signals``: SIGTERM/SIGINT drain (an agent process)."""
         self.spec = spec
         self.settings = settings
         self.supervisor = supervisor
+        self._stream_factory = stream_factory
+        self._signals = signals
         self._loop = asyncio.get_running_loop()
         self._inbox: asyncio.Queue[Invocation] = asyncio.Queue()
         self._busy = False  # the worker task runs an invocation
@@ -100,24 +111,27 @@ class Agent:
 
     # ------------------------------------------------------------------ public
     async def run(self) -> int:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            self._loop.add_signal_handler(sig, self.drain)
+        if self._signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._loop.add_signal_handler(sig, self.drain)
         log.debug("t=%.6f cpu=%.6f loop running", time.monotonic(), time.process_time())
         # Dial the gateway while the runtime initialises: the two overlap.
         connection = self._loop.create_task(self._connect_loop())
         worker = self._loop.create_task(self._worker())
-        await self.supervisor.start()
-        await self._finished.wait()
-        # Hang up politely, give the gateway a moment to close the stream, then go.
-        await self._hang_up()
         try:
-            await asyncio.wait_for(asyncio.shield(connection), self.settings.drain_close_s)
-        except (TimeoutError, Exception) as exc:  # noqa: BLE001
-            log.debug("the gateway did not close the stream in time: %r", exc)
-        for task in (worker, connection):
-            task.cancel()
-        await asyncio.gather(worker, connection, return_exceptions=True)
-        await self.supervisor.close()
+            await self.supervisor.start()
+            await self._finished.wait()
+            # Hang up politely, give the gateway a moment to close the stream, then go.
+            await self._hang_up()
+            try:
+                await asyncio.wait_for(asyncio.shield(connection), self.settings.drain_close_s)
+            except (TimeoutError, Exception) as exc:  # noqa: BLE001
+                log.debug("the gateway did not close the stream in time: %r", exc)
+        finally:  # also when cancelled (an embedded environment killed)
+            for task in (worker, connection):
+                task.cancel()
+            await asyncio.gather(worker, connection, return_exceptions=True)
+            await self.supervisor.close()
         return self._exit_code
 
     def drain(self) -> None:
@@ -221,7 +235,7 @@ class Agent:
 
         spec = self.spec
         log.debug("t=%.6f cpu=%.6f dialing", time.monotonic(), time.process_time())
-        stream = await open_stream(spec)
+        stream = await (self._stream_factory or open_stream)(spec)
         ready_task: asyncio.Task[None] | None = None
         registered = False
         try:

@@ -164,6 +164,11 @@ class ZygoteLauncher:
         zygote = self._zygotes.get(self.interpreter_for(runtime))
         return zygote.client.server_pid if zygote is not None and zygote.client.alive else None
 
+    async def fork_client(self, runtime: str = "") -> ForkClient:
+        """The zygote serving ``runtime`` (started if need be), to fork runtimes directly
+        (``kind: runtime`` requests) — what an embedded environment's supervisor uses."""
+        return await self._ensure(self.interpreter_for(runtime))
+
     async def warm(self, runtime: str = "") -> None:
         """Start the zygote for ``runtime`` now rather than on the first :meth:`start`."""
         await self._ensure(self.interpreter_for(runtime))

@@ -95,6 +95,7 @@ class RuntimeStart:
                 imports = self._imports()
                 reply = self.template.spawn_nowait(
                     {
+                        "kind": "runtime",  # the default on an agent's channel, not elsewhere
                         "env": env,
                         "cwd": self.spec.code_dir,
                         "sys_path": imports["front"],

@@ -72,15 +72,15 @@ def _invoke_twice(h: Harness) -> None:
         assert json.loads(r["Payload"].read()) == {"calls": n, "echo": {"n": n}}
 
 
-def test_local_environments_use_the_unix_lane(make_platform) -> None:  # type: ignore[no-untyped-def]
-    h = make_platform()
+def test_agent_processes_use_the_unix_lane(make_platform) -> None:  # type: ignore[no-untyped-def]
+    h = make_platform(embedded_environments=False)
     assert h.platform.lane_address.startswith("unix:@klambda-lane-")
     _invoke_twice(h)
     assert _transport_kinds(h) == {"LaneTransport"}
 
 
 def test_tcp_lane(make_platform) -> None:  # type: ignore[no-untyped-def]
-    h = make_platform(lane_host="127.0.0.1")
+    h = make_platform(lane_host="127.0.0.1", embedded_environments=False)
     host, _, port = h.platform.lane_address.rpartition(":")
     assert host == "127.0.0.1" and int(port) > 0
     _invoke_twice(h)
@@ -88,7 +88,7 @@ def test_tcp_lane(make_platform) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_lane_disabled_means_grpc(make_platform) -> None:  # type: ignore[no-untyped-def]
-    h = make_platform(lane_enabled=False)
+    h = make_platform(lane_enabled=False, embedded_environments=False)
     assert h.platform.lane_address == ""
     _invoke_twice(h)
     assert _transport_kinds(h) == {"GrpcTransport"}
@@ -122,9 +122,13 @@ def test_unknown_environment_on_the_lane_is_hung_up_on(make_platform) -> None:  
 def test_metrics_count_streams_by_transport(make_platform) -> None:  # type: ignore[no-untyped-def]
     import urllib.request
 
-    for lane, expected in ((True, 'klambda_environment_streams{transport="lane"} 1.0'),
-                           (False, 'klambda_environment_streams{transport="grpc"} 1.0')):
-        h = make_platform(lane_enabled=lane)
+    for settings, expected in (
+            ({}, 'klambda_environment_streams{transport="embedded"} 1.0'),
+            ({"embedded_environments": False},
+             'klambda_environment_streams{transport="lane"} 1.0'),
+            ({"embedded_environments": False, "lane_enabled": False},
+             'klambda_environment_streams{transport="grpc"} 1.0')):
+        h = make_platform(**settings)
         _invoke_twice(h)
         text = urllib.request.urlopen(h.endpoint + "/metrics", timeout=10).read().decode()
         assert expected in text, [l for l in text.splitlines() if "streams" in l]
