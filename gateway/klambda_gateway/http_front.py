@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any, cast
 from urllib.parse import parse_qs, unquote
 
-from klambda_gateway.arn import parse_function_name
+from klambda_gateway.arn import FunctionRef, parse_function_name
 from klambda_gateway.async_worker import AsyncWorker
 from klambda_gateway.datapath import DataPath
 from klambda_gateway.datapath import request_id as new_request_id
@@ -50,6 +50,7 @@ PREFIX = b"/2015-03-31/functions/"
 SUFFIX = b"/invocations"
 MAX_HEAD = 16 * 1024  # larger heads go to aiohttp, which answers them properly
 _PHRASES = {s.value: s.phrase for s in http.HTTPStatus}
+_REF_CACHE = 4096  # distinct (FunctionName, Qualifier) pairs remembered, then forgotten
 
 
 def parse_head(raw: bytes) -> tuple[bytes, bytes, bytes, dict[str, str]] | None:
@@ -112,6 +113,7 @@ class HttpFront:
         self.fast_limit = min(body_limit(datapath, "Event"), body_limit(datapath, "Sync"))
         self._date_second = -1
         self._date = ""
+        self._refs: dict[tuple[str, str | None], FunctionRef] = {}
 
     def __call__(self) -> FrontConnection:
         return FrontConnection(self)
@@ -134,7 +136,12 @@ class HttpFront:
         dp = self.datapath
         try:
             kind, tail = request_kind(headers, legacy_async=False)
-            ref = parse_function_name(name, qualifier, account_id=dp.settings.account_id)
+            ref = self._refs.get((name, qualifier))
+            if ref is None:  # parsed once per distinct name (errors are never remembered)
+                ref = parse_function_name(name, qualifier, account_id=dp.settings.account_id)
+                if len(self._refs) >= _REF_CACHE:
+                    self._refs.clear()
+                self._refs[(name, qualifier)] = ref
             if kind != "RequestResponse":
                 task = asyncio.get_running_loop().create_task(run_invoke(
                     dp, self.worker, ref, kind=kind, tail=tail, body=body, headers=headers,
