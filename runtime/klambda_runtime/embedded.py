@@ -36,6 +36,27 @@ from klambda_runtime.supervisor import Supervisor
 Connect = Callable[[EnvironmentSpec], Awaitable[Any]]  # opens the agent's stream
 
 
+FD_LIMIT_WANTED = 65536
+
+
+def raise_fd_limit(wanted: int = FD_LIMIT_WANTED) -> int:
+    """Raise this process's soft limit on open files towards ``wanted`` (never above the
+    hard limit); returns the soft limit. Every embedded environment holds ~8 descriptors
+    in this process (its log, the Runtime API's two listeners and the runtime's
+    connection, the runtime's log pipe, /proc files) that an agent process would hold in
+    its own table, so the usual soft limit of 1,024 would cap a platform near 120
+    environments. Processes started earlier (the zygote, hence runtimes) keep theirs."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    return soft
+
+
 class EmbeddedEnvironment:
     """The launcher's handle: ``terminate`` drains, ``kill`` stops at once, ``wait``."""
 
@@ -98,6 +119,7 @@ class EmbeddedLauncher:
         # Python versions are forked by runtime servers (else they are exec'd).
         interpreters.enable_runtime_servers(
             zygotes.env.get("KLAMBDA_ZYGOTE_RUNTIME_SERVERS", "1") != "0")
+        raise_fd_limit()
 
     async def start(self, spec: EnvironmentSpec) -> EmbeddedEnvironment:
         try:

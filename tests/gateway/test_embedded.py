@@ -64,17 +64,12 @@ def test_queued_invocations_on_one_environment(platform: Harness) -> None:
         return int(json.loads(r["Payload"].read())["calls"])
 
     with ThreadPoolExecutor(4) as pool:
-        calls = []
-        for i in range(12):
-            try:
-                calls.append(pool.submit(call, i))
-            except Exception:  # noqa: BLE001
-                raise
+        calls = [pool.submit(call, i) for i in range(12)]
         results = []
         for f in calls:
             try:
                 results.append(f.result(timeout=60))
-            except Exception as exc:  # a 429 from the reservation is allowed, nothing else
+            except Exception as exc:  # noqa: BLE001 - a 429 of the reservation, nothing else
                 assert "TooManyRequests" in type(exc).__name__ or "429" in str(exc), exc
     assert results and sorted(results) == list(range(1, len(results) + 1))
 
@@ -119,3 +114,15 @@ def test_agent_processes_when_not_embedded(make_platform) -> None:  # type: igno
     r = h.client().invoke(FunctionName="proc", Payload=b"{}")
     assert json.loads(r["Payload"].read())["calls"] == 1
     assert "klambda-agent" in _names_below_us()
+
+
+def test_the_gateway_process_may_hold_many_environments(platform: Harness) -> None:
+    """Embedded environments keep their descriptors in this process: its soft limit is
+    raised (up to the hard limit) when the platform starts."""
+    import resource
+
+    from klambda_runtime.embedded import FD_LIMIT_WANTED
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    expected = FD_LIMIT_WANTED if hard == resource.RLIM_INFINITY else min(FD_LIMIT_WANTED, hard)
+    assert soft >= expected

@@ -161,8 +161,8 @@ def test_requests_the_front_hands_to_aiohttp(front: Harness) -> None:
 def test_many_pipelined_errors_answered_in_order(front: Harness) -> None:
     """Answers that come synchronously (errors) are served in a loop, not by recursion."""
     n = 2000
-    one = ("POST /2015-03-31/functions/nope/invocations HTTP/1.1\r\nHost: x\r\n"
-           "Content-Length: 2\r\n\r\n{}").encode()
+    one = (b"POST /2015-03-31/functions/nope/invocations HTTP/1.1\r\nHost: x\r\n"
+           b"Content-Length: 2\r\n\r\n{}")
     with socket.create_connection(("127.0.0.1", front.platform.http_port), timeout=30) as s:
         s.sendall(one * n + f"POST {INVOKE} HTTP/1.1\r\nContent-Length: 2\r\n\r\n{{}}".encode())
         answers = _read_responses(s, n + 1)
