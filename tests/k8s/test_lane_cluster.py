@@ -45,7 +45,7 @@ def _streams(http_port: int) -> dict[str, float]:
         if family.name == "klambda_environment_streams":
             for sample in family.samples:
                 out[sample.labels["transport"]] = sample.value
-    assert set(out) == {"lane", "grpc"}, text
+    assert set(out) == {"lane", "grpc", "embedded"}, text
     return out
 
 
@@ -73,7 +73,8 @@ def test_pods_stream_on_the_lane(
     body = json.loads(resp["Payload"].read())
     assert resp["StatusCode"] == 200 and body == {"hello": "lane"}, (body, gateway_process.log())
     streams = _streams(gateway_ports["http"])  # the pod stays connected for keep-warm (4 s)
-    assert streams["lane"] >= 1 and streams["grpc"] == 0, (streams, gateway_process.log())
+    assert streams["lane"] >= 1 and streams["grpc"] == streams["embedded"] == 0, (
+        streams, gateway_process.log())
 
     pods = cluster.api.get(
         f"/api/v1/namespaces/{fn_namespace}/pods?labelSelector=klambda.io/function=laned"
