@@ -280,10 +280,7 @@ class Dispatcher:
         env.current = pending
         env.current_started = now
         pending.invocation.queued_ms = (now - pending.enqueued_at) * 1000.0
-        pool = self.pools.get(env.key)
-        timeout = pool.version.timeout if pool is not None else 900
-        pending.timer = asyncio.get_running_loop().call_later(
-            timeout + OVERDUE_GRACE_SECONDS, self._overdue, env, pending)
+        pending.timer = None  # the overdue check is sweep_overdue's (no timer per invocation)
         env.outbox.append(pending.envelope or pb.GatewayMessage(invocation=pending.invocation))
 
     async def flush(self, env: Environment) -> None:
@@ -313,6 +310,20 @@ class Dispatcher:
         task = asyncio.get_running_loop().create_task(run())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    def sweep_overdue(self) -> None:
+        """Stop environments whose invocation outlived its timeout by the grace period
+        (the agent enforces the timeout; this is the safety net when no Result came).
+        Called on the autoscaler's tick: one pass instead of a timer per invocation."""
+        now = self._clock()
+        for env in list(self._by_id.values()):
+            pending = env.current
+            if pending is None:
+                continue
+            pool = self.pools.get(env.key)
+            timeout = pool.version.timeout if pool is not None else 900
+            if now - env.current_started > timeout + OVERDUE_GRACE_SECONDS:
+                self._overdue(env, pending)
 
     def _overdue(self, env: Environment, pending: Pending) -> None:
         """The agent enforces the timeout; if even so no Result came, give up on it."""

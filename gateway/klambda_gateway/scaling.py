@@ -166,6 +166,7 @@ class Autoscaler:
 
     def tick(self) -> None:
         now = self._clock()
+        self._dispatcher.sweep_overdue()
         self.provisioned_targets()
         for key in list(self._dispatcher.pools):
             self.reconcile(key, now)

@@ -96,6 +96,9 @@ class Supervisor(RuntimeStart):
         self.interpreter, self._interpreter_note = choose_interpreter(spec.runtime, settings)
         self._delivered_at = 0.0
         self._log_flush: asyncio.TimerHandle | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._deadline = 0.0  # loop time at which the current invocation times out
+        self._deadline_for = ""  # ... and its request id
 
     # ----------------------------------------------------------------- lifecycle
     async def start(self) -> None:
@@ -255,6 +258,9 @@ class Supervisor(RuntimeStart):
         self.sink.flush()
 
     async def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         if self._log_flush is not None:
             self._log_flush.cancel()
             self._flush_log()
@@ -298,11 +304,10 @@ class Supervisor(RuntimeStart):
         if init.error_type:
             return await self._init_failed(inv, gen, init)
         fut: asyncio.Future[Outcome] = self._loop.create_future()
-        timer = self._begin(inv, gen, fut)
+        self._begin(inv, gen, fut)
         try:
             outcome = await fut
         finally:
-            timer.cancel()
             self._current = None
         if not redelivery and self._must_redeliver(inv, outcome):
             return await self.invoke(inv, redelivery=True)
@@ -326,13 +331,10 @@ class Supervisor(RuntimeStart):
             return False
         init_ms = gen.init.result().duration_ms if self._report_init else 0.0
         self._report_init = False
-        timer: asyncio.TimerHandle | None = None
 
         def finished(outcome: Outcome) -> None:
             # runs synchronously inside _settle: the Result leaves before the Runtime API
             # even answers the runtime's post
-            if timer is not None:
-                timer.cancel()
             self._current = None
             try:
                 if self._must_redeliver(inv, outcome):
@@ -351,12 +353,13 @@ class Supervisor(RuntimeStart):
             except Exception:  # noqa: BLE001 - never into the Runtime API's protocol (it would hang up)
                 _log.exception("delivering the result of %s failed", inv.request_id)
 
-        timer = self._begin(inv, gen, _Immediate(finished))
+        self._begin(inv, gen, _Immediate(finished))
         return True
 
-    def _begin(self, inv: Invocation, gen: RuntimeProcess, fut: Any) -> asyncio.TimerHandle:
+    def _begin(self, inv: Invocation, gen: RuntimeProcess, fut: Any) -> None:
         """Hand the event to the runtime; ``fut`` (a future or an :class:`_Immediate`)
-        settles with the outcome."""
+        settles with the outcome (the runtime's answer, its exit, memory, or the
+        deadline: see :meth:`_watch`)."""
         timeout = float(self.spec.timeout)
         self._current = (inv.request_id, fut)
         # Like the Lambda service, an invocation without a payload passes "{}".
@@ -373,10 +376,26 @@ class Supervisor(RuntimeStart):
         )
         self._delivered_at = self._loop.time()
         self.api.dispatch(inv.request_id, head + payload)  # START when the runtime takes it
-        timer = self._loop.call_later(timeout, self._settle, Outcome("timeout"))
+        self._deadline = self._loop.time() + timeout
+        self._deadline_for = inv.request_id
+        if self._watchdog is None:
+            self._watchdog = self._loop.call_at(self._deadline, self._watch)
         if gen.sampler is None:
             gen.sampler = self._loop.call_later(self.settings.memory_sample_s, self._sample, gen)
-        return timer
+
+    def _watch(self) -> None:
+        """The function timeout. One timer, re-armed lazily: while invocations follow each
+        other, a pending one (set for an earlier, shorter deadline) moves on to the
+        current deadline when it fires, instead of a timer made and cancelled per
+        invocation."""
+        self._watchdog = None
+        current = self._current
+        if current is None or current[0] != self._deadline_for:
+            return  # idle (or waiting for an init, bounded elsewhere): the next one re-arms
+        if self._deadline > self._loop.time():
+            self._watchdog = self._loop.call_at(self._deadline, self._watch)
+            return
+        self._settle(Outcome("timeout"))
 
     def _must_redeliver(self, inv: Invocation, outcome: Outcome) -> bool:
         """The runtime died before it took the event (e.g. awslambdaric exiting after a

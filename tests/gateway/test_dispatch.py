@@ -206,3 +206,28 @@ async def test_first_invocation_phases_add_up_to_the_wait() -> None:
     assert cold is not None
     assert (round(cold.queue_ms, 3), round(cold.start_ms, 3), round(cold.init_ms, 3)) == (
         0, 10, 20)
+
+
+async def test_an_environment_silent_past_its_timeout_is_stopped_by_the_sweep() -> None:
+    """No timer per invocation: the autoscaler's tick sweeps busy environments, and one
+    that has not answered within the function timeout + the grace period is stopped and
+    its caller gets Runtime.Unknown."""
+    from klambda_gateway.dispatch import OVERDUE_GRACE_SECONDS
+
+    now = [100.0]
+    d = Dispatcher(clock=lambda: now[0])
+    stuck: list[str] = []
+    d.on_stuck = stuck.append
+    env, transport = connect(d, "e1")
+    d.ready(env, pb.Ready())
+    task = invoke(d, "r1")
+    await asyncio.sleep(0)
+    assert sent(transport) == ["r1"]
+    now[0] += FV.timeout + OVERDUE_GRACE_SECONDS - 1
+    d.sweep_overdue()
+    assert not task.done() and env.current is not None
+    now[0] += 2
+    d.sweep_overdue()
+    outcome = await task
+    assert outcome.result.error_type == "Runtime.Unknown"
+    assert transport.closed and stuck == ["e1"]

@@ -132,3 +132,27 @@ async def test_provisioned_environment_reports_no_first_init(envs: Environments)
     assert "Init Duration" not in first.log_tail.decode()
     # ...but after a reset the re-init is reported like any cold start.
     await _assert_cold_again(envs, spec.environment_id)
+
+
+async def test_timeout_is_exact_after_a_stream_of_quick_invocations(envs: Environments) -> None:
+    """One timeout timer per environment, re-armed lazily: after 1.5 s of back-to-back
+    invocations (each well inside the 1 s timeout, so the timer moved on several times)
+    none timed out, and a slow one still times out at its own deadline."""
+    import time
+
+    spec, _ = await envs.function({"app.py": APP}, timeout=1)
+    t0 = time.monotonic()
+    calls = 0
+    while time.monotonic() - t0 < 1.5:
+        quick = await envs.gateway.invoke(
+            spec.environment_id, json.dumps({"action": "sleep", "seconds": 0.05}))
+        assert quick.function_error == "", quick
+        calls += 1
+    assert calls >= 10
+    started = time.monotonic()
+    slow = await envs.gateway.invoke(
+        spec.environment_id, json.dumps({"action": "sleep", "seconds": 3}))
+    waited = time.monotonic() - started
+    assert slow.error_type == "Sandbox.Timedout"
+    assert 0.95 <= waited < 2.8, waited  # at its deadline, not after the 3 s sleep
+    assert 990 <= slow.duration_ms < 2800, slow.duration_ms
