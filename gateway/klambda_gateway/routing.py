@@ -36,7 +36,7 @@ def pick_version(primary: str, weights: Mapping[str, float], r: float) -> str:
     return primary
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True, unsafe_hash=True)  # hot path: frozen's setattr per field costs 2.5x
 class Resolution:
     function: FunctionConfig
     version: FunctionVersion  # what runs (executed version)
