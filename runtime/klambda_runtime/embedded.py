@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable
@@ -120,6 +121,10 @@ class EmbeddedLauncher:
         interpreters.enable_runtime_servers(
             zygotes.env.get("KLAMBDA_ZYGOTE_RUNTIME_SERVERS", "1") != "0")
         raise_fd_limit()
+        # The agent's diagnostics at the level an agent process uses (they share this
+        # process's logging now): WARNING unless KLAMBDA_AGENT_LOG_LEVEL says otherwise.
+        logging.getLogger("klambda.agent").setLevel(
+            os.environ.get("KLAMBDA_AGENT_LOG_LEVEL", "WARNING").upper())
 
     async def start(self, spec: EnvironmentSpec) -> EmbeddedEnvironment:
         try:
