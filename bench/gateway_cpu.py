@@ -109,7 +109,9 @@ def main() -> None:
         print(f"round {n + 1}: CPU us per request (user+system, all threads)")
         print(f"  aiohttp hello : server {h_cpu['server']:4d}   client {h_cpu['client']:4d}   "
               f"{h_rate:6.0f} req/s  p50 {h_p50:.2f} ms")
-        print(f"  klambda       : gateway {g_cpu['server']:4d}  agent {g_cpu.get('agent', 0):4d}  "
+        agent = (f"agent {g_cpu['agent']:4d}" if "agent" in g_cpu
+                 else "agent  (embedded in the gateway)")
+        print(f"  klambda       : gateway {g_cpu['server']:4d}  {agent}  "
               f"runtime {g_cpu.get('runtime', 0):4d}  = {server_side:4d}   client "
               f"{g_cpu['client']:4d}   {g_rate:6.0f} req/s  p50 {g_p50:.2f} ms")
         print(f"  server CPU per request: {server_side / h_cpu['server']:.1f}x the hello server; "
