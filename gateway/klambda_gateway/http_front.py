@@ -26,21 +26,21 @@ from collections.abc import Callable
 from typing import Any, cast
 from urllib.parse import parse_qs, unquote
 
+from klambda_proto.lane import PreallocatedReads
+
 from klambda_gateway.arn import FunctionRef, parse_function_name
 from klambda_gateway.async_worker import AsyncWorker
 from klambda_gateway.datapath import DataPath
 from klambda_gateway.datapath import request_id as new_request_id
 from klambda_gateway.dispatch import SYNC
-from klambda_gateway.errors import InvokeError, ServiceError
 from klambda_gateway.invoke_api import (
     Reply,
     body_limit,
-    check_json,
-    decode_client_context,
-    error_reply,
+    failure_reply,
     request_kind,
     run_invoke,
     sync_reply,
+    validate_and_resolve,
 )
 from klambda_gateway.routing import Resolution
 
@@ -149,15 +149,14 @@ class HttpFront:
                 task.add_done_callback(functools.partial(self._answer, None, False,
                                                          request_id, answer))
                 return task
-            check_json(body)
-            client_context = decode_client_context(headers.get("x-amz-client-context", ""))
-            target = dp.resolve(ref)
+            target, client_context = validate_and_resolve(dp, ref, body=body,
+                                                          headers=headers)
             return dp.begin(target, body or b"{}", request_id=request_id, kind=SYNC,
                             client_context=client_context,
                             then=functools.partial(self._answer, target, tail, request_id,
                                                    answer))
         except Exception as exc:  # noqa: BLE001 - every failure is an answer
-            answer(self._failure(exc, request_id))
+            answer(failure_reply(exc, request_id))
             return None
 
     def _answer(self, target: Resolution | None, tail: bool, request_id: str,
@@ -166,32 +165,23 @@ class HttpFront:
             return  # the caller is gone
         exc = done.exception()
         if exc is not None:
-            answer(self._failure(exc, request_id))
+            answer(failure_reply(exc, request_id))
         elif target is None:
             answer(done.result())  # run_invoke's Reply
         else:
             answer(sync_reply(target, done.result(), tail=tail, request_id=request_id))
-
-    @staticmethod
-    def _failure(exc: BaseException, request_id: str) -> Reply:
-        if isinstance(exc, InvokeError):
-            return error_reply(exc, request_id)
-        # a bug: still a Lambda-shaped 500, never a bare traceback
-        log.error("invoke failed", exc_info=exc)
-        return error_reply(ServiceError(f"Internal error in the gateway: {exc}"), request_id)
 
     def close(self) -> None:
         for conn in list(self.connections):
             conn.abort()
 
 
-class FrontConnection(asyncio.BufferedProtocol):
-    """Reads into one preallocated buffer (no 256 KiB ``bytes`` per read); after a hand-over
-    aiohttp's handler (a plain protocol) owns the connection."""
+class FrontConnection(PreallocatedReads):
+    """After a hand-over aiohttp's handler (a plain protocol) owns the connection."""
 
     def __init__(self, front: HttpFront) -> None:
+        super().__init__()
         self.front = front
-        self._view = memoryview(bytearray(64 * 1024))
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
         self.busy = False  # a request is being served; later ones wait in ``buf``
@@ -211,10 +201,7 @@ class FrontConnection(asyncio.BufferedProtocol):
         if self.pending is not None:
             self.pending.cancel()  # the caller is gone (like aiohttp's handler cancellation)
 
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self._view
-
-    def buffer_updated(self, nbytes: int) -> None:
+    def buffer_updated(self, nbytes: int) -> None:  # appended as is: no bytes copy
         self.buf += self._view[:nbytes]
         if not self.busy:
             self._next()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ COLD_START_HEADER = "X-Klambda-Cold-Start"
 LOG_TAIL_BYTES = 4096
 CLIENT_CONTEXT_LIMIT = 3583
 _DRAIN_LIMIT = 64 * 1024 * 1024  # we read (and drop) at most this much of an oversized body
+
+log = logging.getLogger(__name__)
 
 DATAPATH: web.AppKey[DataPath] = web.AppKey("datapath", DataPath)
 WORKER: web.AppKey[AsyncWorker] = web.AppKey("async_worker", AsyncWorker)
@@ -145,9 +148,7 @@ async def run_invoke(dp: DataPath, worker: AsyncWorker, ref: FunctionRef, *, kin
                      tail: bool, body: bytes, headers: Mapping[str, str], request_id: str,
                      legacy_async: bool) -> Reply:
     """Everything after parsing: validate, resolve, then run / enqueue / dry-run."""
-    check_json(body)
-    client_context = decode_client_context(headers.get("x-amz-client-context", ""))
-    target = dp.resolve(ref)
+    target, client_context = validate_and_resolve(dp, ref, body=body, headers=headers)
     if kind == "DryRun":
         return Reply(204, {"x-amzn-RequestId": request_id})
     if kind == "Event":
@@ -161,6 +162,23 @@ async def run_invoke(dp: DataPath, worker: AsyncWorker, ref: FunctionRef, *, kin
     outcome = await dp.invoke(target, body or b"{}", request_id=request_id, kind=SYNC,
                               client_context=client_context)
     return sync_reply(target, outcome, tail=tail, request_id=request_id)
+
+
+def validate_and_resolve(dp: DataPath, ref: FunctionRef, *, body: bytes,
+                         headers: Mapping[str, str]) -> tuple[Resolution, str]:
+    """The JSON payload check, the client context and the target (raise InvokeError)."""
+    check_json(body)
+    client_context = decode_client_context(headers.get("x-amz-client-context", ""))
+    return dp.resolve(ref), client_context
+
+
+def failure_reply(exc: BaseException, request_id: str) -> Reply:
+    """Any failure of an invoke as an answer: an InvokeError's own, else a bug's 500
+    (logged; still Lambda-shaped, never a bare traceback)."""
+    if isinstance(exc, InvokeError):
+        return error_reply(exc, request_id)
+    log.error("invoke failed", exc_info=exc)
+    return error_reply(ServiceError(f"Internal error in the gateway: {exc}"), request_id)
 
 
 def sync_reply(target: Resolution, outcome: Outcome, *, tail: bool, request_id: str) -> Reply:
@@ -204,11 +222,8 @@ async def _guarded(request: web.Request, *, legacy_async: bool) -> Reply:
         return await run_invoke(dp, request.app[WORKER], ref, kind=kind, tail=tail, body=body,
                                 headers=request.headers, request_id=request_id,
                                 legacy_async=legacy_async)
-    except InvokeError as exc:
-        return error_reply(exc, request_id)
-    except Exception as exc:  # a bug: still a Lambda-shaped 500, never a bare traceback
-        request.app.logger.exception("invoke failed")
-        return error_reply(ServiceError(f"Internal error in the gateway: {exc}"), request_id)
+    except Exception as exc:  # noqa: BLE001 - every failure is an answer
+        return failure_reply(exc, request_id)
 
 
 def invoke_routes() -> list[web.RouteDef]:

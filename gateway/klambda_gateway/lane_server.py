@@ -15,7 +15,7 @@ import uuid
 from typing import Any, cast
 
 from klambda_proto import environment_pb2 as pb
-from klambda_proto.lane import FrameReader, LaneProtocolError, frame
+from klambda_proto.lane import FrameReader, LaneProtocolError, PreallocatedReads, frame
 
 from klambda_gateway.dispatch import Dispatcher
 from klambda_gateway.env_session import EnvironmentSession
@@ -43,12 +43,10 @@ class LaneTransport:
         self._transport.close()
 
 
-class LaneConnection(asyncio.BufferedProtocol):
-    """Reads into one preallocated buffer (no 256 KiB ``bytes`` per read)."""
-
+class LaneConnection(PreallocatedReads):
     def __init__(self, dispatcher: Dispatcher) -> None:
+        super().__init__()
         self._dispatcher = dispatcher
-        self._view = memoryview(bytearray(64 * 1024))
         self._reader = FrameReader(preface=True)
         self._session: EnvironmentSession | None = None
         self._transport: asyncio.Transport | None = None
@@ -60,12 +58,6 @@ class LaneConnection(asyncio.BufferedProtocol):
         if sock is not None and sock.family != socket.AF_UNIX:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._session = EnvironmentSession(self._dispatcher, LaneTransport(transport))
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self._view
-
-    def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(bytes(self._view[:nbytes]))
 
     def data_received(self, data: bytes) -> None:
         session, transport = self._session, self._transport

@@ -15,6 +15,7 @@ Pure framing only; the ends live in ``klambda_gateway.lane_server`` and
 
 from __future__ import annotations
 
+import asyncio
 import struct
 
 PREFACE = b"KLAMBDA-LANE/1\r\n"  # sent first by the agent; anything else is hung up on
@@ -73,3 +74,24 @@ class FrameReader:
         if pos:
             del buf[:pos]
         return out
+
+
+READ_SIZE = 64 * 1024
+
+
+class PreallocatedReads(asyncio.BufferedProtocol):
+    """An asyncio protocol reading into one preallocated buffer (``recv_into``) and
+    handing ``data_received`` the bytes: plain protocols get a fresh 256 KiB ``bytes``
+    per read, a measurable share of a warm invocation on the lane's two ends."""
+
+    def __init__(self) -> None:
+        self._view = memoryview(bytearray(READ_SIZE))
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(bytes(self._view[:nbytes]))
+
+    def data_received(self, data: bytes) -> None:
+        raise NotImplementedError

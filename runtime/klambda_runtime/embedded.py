@@ -115,7 +115,7 @@ class EmbeddedLauncher:
                  settings: AgentSettings | None = None) -> None:
         self.zygotes = zygotes
         self._connect = connect
-        self._settings = settings
+        self._settings = settings or AgentSettings.from_env(os.environ)  # once, not per start
         # What a zygote-forked agent inherits from its zygote: whether runtimes of other
         # Python versions are forked by runtime servers (else they are exec'd).
         interpreters.enable_runtime_servers(
@@ -131,7 +131,7 @@ class EmbeddedLauncher:
             validate(spec)
         except SettingsError as exc:
             raise LaunchError(str(exc)) from exc
-        settings = self._settings or AgentSettings.from_env(os.environ)
+        settings = self._settings
         client = await self.zygotes.fork_client(spec.runtime)
         if not spec.log_path:
             raise LaunchError("an embedded environment needs a log path (EnvironmentSpec.log_path)")

@@ -20,7 +20,13 @@ from collections.abc import Callable
 from typing import Any, Protocol, cast
 
 from klambda_proto import environment_pb2 as pb
-from klambda_proto.lane import PREFACE, FrameReader, LaneProtocolError, frame
+from klambda_proto.lane import (
+    PREFACE,
+    FrameReader,
+    LaneProtocolError,
+    PreallocatedReads,
+    frame,
+)
 
 from klambda_runtime.spec import EnvironmentSpec
 
@@ -82,16 +88,10 @@ class GrpcStream:
         await self._channel.close(grace=None)
 
 
-_READ_SIZE = 64 * 1024
-
-
-class _LaneProtocol(asyncio.BufferedProtocol):
-    """Reads into one preallocated buffer (``recv_into``): asyncio's plain protocols get a
-    fresh 256 KiB ``bytes`` per read, a measurable share of a warm invocation."""
-
+class _LaneProtocol(PreallocatedReads):
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
         self._loop = loop
-        self._view = memoryview(bytearray(_READ_SIZE))
         self._reader = FrameReader()
         self.inbox: collections.deque[pb.GatewayMessage] = collections.deque()
         self.transport: asyncio.Transport | None = None
@@ -103,12 +103,6 @@ class _LaneProtocol(asyncio.BufferedProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop: not a subclass
         self.transport = transport
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self._view
-
-    def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(bytes(self._view[:nbytes]))
 
     def data_received(self, data: bytes) -> None:
         try:
