@@ -1,13 +1,12 @@
-from collections.abc import Mapping as _Mapping
-from typing import ClassVar as _ClassVar
-
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class AgentMessage(_message.Message):
-    __slots__ = ("draining", "ready", "register", "result")
+    __slots__ = ("register", "ready", "result", "draining")
     REGISTER_FIELD_NUMBER: _ClassVar[int]
     READY_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
@@ -16,20 +15,20 @@ class AgentMessage(_message.Message):
     ready: Ready
     result: Result
     draining: Draining
-    def __init__(self, register: Register | _Mapping | None = ..., ready: Ready | _Mapping | None = ..., result: Result | _Mapping | None = ..., draining: Draining | _Mapping | None = ...) -> None: ...
+    def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., ready: _Optional[_Union[Ready, _Mapping]] = ..., result: _Optional[_Union[Result, _Mapping]] = ..., draining: _Optional[_Union[Draining, _Mapping]] = ...) -> None: ...
 
 class GatewayMessage(_message.Message):
-    __slots__ = ("invocation", "registered", "shutdown")
+    __slots__ = ("registered", "invocation", "shutdown")
     REGISTERED_FIELD_NUMBER: _ClassVar[int]
     INVOCATION_FIELD_NUMBER: _ClassVar[int]
     SHUTDOWN_FIELD_NUMBER: _ClassVar[int]
     registered: Registered
     invocation: Invocation
     shutdown: Shutdown
-    def __init__(self, registered: Registered | _Mapping | None = ..., invocation: Invocation | _Mapping | None = ..., shutdown: Shutdown | _Mapping | None = ...) -> None: ...
+    def __init__(self, registered: _Optional[_Union[Registered, _Mapping]] = ..., invocation: _Optional[_Union[Invocation, _Mapping]] = ..., shutdown: _Optional[_Union[Shutdown, _Mapping]] = ...) -> None: ...
 
 class Register(_message.Message):
-    __slots__ = ("environment_id", "function_name", "initialization_type", "memory_size_mb", "namespace", "revision", "runtime", "version")
+    __slots__ = ("namespace", "function_name", "version", "environment_id", "memory_size_mb", "runtime", "initialization_type", "revision")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     FUNCTION_NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -46,13 +45,13 @@ class Register(_message.Message):
     runtime: str
     initialization_type: str
     revision: str
-    def __init__(self, namespace: str | None = ..., function_name: str | None = ..., version: str | None = ..., environment_id: str | None = ..., memory_size_mb: int | None = ..., runtime: str | None = ..., initialization_type: str | None = ..., revision: str | None = ...) -> None: ...
+    def __init__(self, namespace: _Optional[str] = ..., function_name: _Optional[str] = ..., version: _Optional[str] = ..., environment_id: _Optional[str] = ..., memory_size_mb: _Optional[int] = ..., runtime: _Optional[str] = ..., initialization_type: _Optional[str] = ..., revision: _Optional[str] = ...) -> None: ...
 
 class Registered(_message.Message):
     __slots__ = ("environment_id",)
     ENVIRONMENT_ID_FIELD_NUMBER: _ClassVar[int]
     environment_id: str
-    def __init__(self, environment_id: str | None = ...) -> None: ...
+    def __init__(self, environment_id: _Optional[str] = ...) -> None: ...
 
 class Ready(_message.Message):
     __slots__ = ("init_duration_ms", "init_error_type")
@@ -60,10 +59,10 @@ class Ready(_message.Message):
     INIT_ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
     init_duration_ms: float
     init_error_type: str
-    def __init__(self, init_duration_ms: float | None = ..., init_error_type: str | None = ...) -> None: ...
+    def __init__(self, init_duration_ms: _Optional[float] = ..., init_error_type: _Optional[str] = ...) -> None: ...
 
 class Invocation(_message.Message):
-    __slots__ = ("client_context", "cognito_identity", "invoked_function_arn", "payload", "queued_ms", "request_id", "trace_id")
+    __slots__ = ("request_id", "payload", "invoked_function_arn", "client_context", "cognito_identity", "trace_id", "queued_ms")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     INVOKED_FUNCTION_ARN_FIELD_NUMBER: _ClassVar[int]
@@ -78,10 +77,10 @@ class Invocation(_message.Message):
     cognito_identity: str
     trace_id: str
     queued_ms: float
-    def __init__(self, request_id: str | None = ..., payload: bytes | None = ..., invoked_function_arn: str | None = ..., client_context: str | None = ..., cognito_identity: str | None = ..., trace_id: str | None = ..., queued_ms: float | None = ...) -> None: ...
+    def __init__(self, request_id: _Optional[str] = ..., payload: _Optional[bytes] = ..., invoked_function_arn: _Optional[str] = ..., client_context: _Optional[str] = ..., cognito_identity: _Optional[str] = ..., trace_id: _Optional[str] = ..., queued_ms: _Optional[float] = ...) -> None: ...
 
 class Result(_message.Message):
-    __slots__ = ("billed_duration_ms", "duration_ms", "environment_reset", "error_type", "function_error", "init_duration_ms", "log_tail", "max_memory_used_mb", "payload", "request_id")
+    __slots__ = ("request_id", "payload", "function_error", "error_type", "duration_ms", "billed_duration_ms", "max_memory_used_mb", "init_duration_ms", "log_tail", "environment_reset")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     FUNCTION_ERROR_FIELD_NUMBER: _ClassVar[int]
@@ -102,7 +101,7 @@ class Result(_message.Message):
     init_duration_ms: float
     log_tail: bytes
     environment_reset: bool
-    def __init__(self, request_id: str | None = ..., payload: bytes | None = ..., function_error: str | None = ..., error_type: str | None = ..., duration_ms: float | None = ..., billed_duration_ms: int | None = ..., max_memory_used_mb: int | None = ..., init_duration_ms: float | None = ..., log_tail: bytes | None = ..., environment_reset: bool | None = ...) -> None: ...
+    def __init__(self, request_id: _Optional[str] = ..., payload: _Optional[bytes] = ..., function_error: _Optional[str] = ..., error_type: _Optional[str] = ..., duration_ms: _Optional[float] = ..., billed_duration_ms: _Optional[int] = ..., max_memory_used_mb: _Optional[int] = ..., init_duration_ms: _Optional[float] = ..., log_tail: _Optional[bytes] = ..., environment_reset: _Optional[bool] = ...) -> None: ...
 
 class Draining(_message.Message):
     __slots__ = ()
@@ -112,4 +111,4 @@ class Shutdown(_message.Message):
     __slots__ = ("reason",)
     REASON_FIELD_NUMBER: _ClassVar[int]
     reason: str
-    def __init__(self, reason: str | None = ...) -> None: ...
+    def __init__(self, reason: _Optional[str] = ...) -> None: ...
